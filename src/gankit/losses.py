@@ -1,0 +1,56 @@
+"""GAN losses as pure functions of discriminator outputs (logits), chosen by name.
+
+    loss_d = LOSSES[name].d(real_logits, fake_logits)
+    loss_g = LOSSES[name].g(fake_logits)
+
+`bce` uses the non-saturating generator loss -log D(G(z)) that Goodfellow et al. (2014)
+recommend in practice; `minimax` is the literal log(1 - D(G(z))) of the value function
+(saturates early in training; kept for the theory lab and for comparison).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Loss:
+    d: Callable[[Tensor, Tensor], Tensor]
+    g: Callable[[Tensor], Tensor]
+    doc: str
+
+
+def _bce_d(real: Tensor, fake: Tensor) -> Tensor:
+    # -log D(x) - log(1 - D(G(z))) with D = sigmoid(logit), in the stable softplus form
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    # Mao et al. 2017, a=0 b=1, halved as in the CycleGAN / PyTorch-GAN reference code
+    return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
+
+
+def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+LOSSES: dict[str, Loss] = {
+    "bce": Loss(_bce_d, lambda fake: F.softplus(-fake).mean(),
+                "binary cross-entropy, non-saturating G loss (Goodfellow et al. 2014)"),
+    "minimax": Loss(_bce_d, lambda fake: -F.softplus(fake).mean(),
+                    "binary cross-entropy, the original saturating G loss log(1 - D(G(z)))"),
+    "lsgan": Loss(_lsgan_d, lambda fake: (fake - 1).pow(2).mean(),
+                  "least squares (Mao et al. 2017), as in PyTorch-GAN's cgan and CycleGAN"),
+    "hinge": Loss(_hinge_d, lambda fake: -fake.mean(), "hinge (Lim & Ye 2017; Miyato et al. 2018)"),
+}
+
+
+def get_loss(name: str) -> Loss:
+    from .errors import unknown
+    if name not in LOSSES:
+        raise unknown("loss", name, LOSSES)
+    return LOSSES[name]

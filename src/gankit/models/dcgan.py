@@ -1,0 +1,136 @@
+"""DCGAN: deep convolutional GAN.
+
+Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks", ICLR 2016. Transposed-conv G from a 4x4 seed, strided-conv
+D, BatchNorm everywhere except G's output and D's input, ReLU in G, LeakyReLU(0.2) in D,
+tanh output, weights N(0, 0.02), Adam 2e-4 beta1 0.5.
+
+`model.channels=128` is the paper's 64x64 network (G 1024->512->256->128, D mirrored);
+32x32 drops one level. Optional class conditioning (not in the paper): labels join z as an
+embedding in G and enter D as one-hot planes concatenated to the image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import GankitError
+from ..losses import get_loss
+from .common import adversarial_step, fixed_inputs, gan_optimizers, init_normal, sample_labels
+
+
+@dataclass
+class DCGANConfig:
+    z_dim: int = 100
+    channels: int = 64
+    """width of G's last hidden layer and D's first; doubles per level (paper: 128)"""
+    conditional: bool = False
+    """condition G and D on class labels"""
+    loss: str = "bce"
+    """bce | minimax | lsgan | hinge"""
+    d_steps: int = 1
+    init_std: float = 0.02
+
+    def validate(self):
+        get_loss(self.loss)
+        if self.z_dim <= 0 or self.channels <= 0 or self.d_steps <= 0:
+            raise GankitError("model.z_dim, model.channels and model.d_steps must be positive")
+
+
+def _levels(size: int) -> int:
+    """Number of stride-2 stages between 4x4 and `size`."""
+    levels = math.log2(size) - 2
+    if size < 16 or not levels.is_integer():
+        raise GankitError(f"dcgan needs a power-of-two image size >= 16 (32 or 64), got data.size={size}")
+    return int(levels)
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: DCGANConfig, image_channels: int, size: int, num_classes: int):
+        super().__init__()
+        n = _levels(size)
+        widths = [cfg.channels * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 1024, 512, 256, 128
+        self.label_emb = nn.Embedding(num_classes, cfg.z_dim) if num_classes else None
+        in_dim = cfg.z_dim * (2 if num_classes else 1)
+        layers = [nn.ConvTranspose2d(in_dim, widths[0], 4, 1, 0, bias=False),  # (B, w0, 4, 4)
+                  nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for w_in, w_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], image_channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.label_emb is not None:
+            z = torch.cat([z, self.label_emb(labels)], dim=1)
+        return self.net(z[:, :, None, None])  # (B, C, size, size)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: DCGANConfig, image_channels: int, size: int, num_classes: int):
+        super().__init__()
+        n = _levels(size)
+        widths = [cfg.channels * 2 ** i for i in range(n)]  # e.g. 128, 256, 512, 1024
+        self.num_classes = num_classes
+        layers = [nn.Conv2d(image_channels + num_classes, widths[0], 4, 2, 1, bias=False),
+                  nn.LeakyReLU(0.2, inplace=True)]  # no BatchNorm on D's input layer
+        for w_in, w_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))  # (B, 1, 1, 1)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            planes = nn.functional.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, planes.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
+        return self.net(x).flatten()  # (B,) logits
+
+
+class DCGAN(nn.Module):
+    Config = DCGANConfig
+    DATA_KIND = "image"
+    PAPER = "Radford, Metz & Chintala 2016, Unsupervised Representation Learning with DCGANs"
+
+    def __init__(self, cfg: DCGANConfig, data, train):
+        super().__init__()
+        self.cfg, self.train_cfg = cfg, train
+        self.num_classes = data.info.get("num_classes", 0) if cfg.conditional else 0
+        if cfg.conditional and (not self.num_classes or "label" not in data.tensors):
+            raise GankitError(f"model.conditional=true needs labelled data; '{data.info.get('source')}' has none")
+        c, size = data.info["channels"], data.info["size"]
+        self.G = Generator(cfg, c, size, self.num_classes)
+        self.D = Discriminator(cfg, c, size, self.num_classes)
+        init_normal(self, cfg.init_std)
+        self.loss = get_loss(cfg.loss)
+        self.reals_per_step = cfg.d_steps
+
+    def configure_optimizers(self):
+        return gan_optimizers(self.G, self.D, self.train_cfg)
+
+    def train_step(self, batch, update):
+        labels = batch["label"] if self.num_classes else None
+        return adversarial_step(self.G, self.D, self.loss, batch["image"], labels,
+                                self.cfg.z_dim, self.cfg.d_steps, update)
+
+    def fixed_inputs(self, n: int, generator: torch.Generator):
+        return fixed_inputs(n, self.cfg.z_dim, self.num_classes, generator)
+
+    @torch.no_grad()
+    def render(self, fixed):
+        labels = fixed["label"].to(self.device) if self.num_classes else None
+        return self.G(fixed["z"].to(self.device), labels), int(fixed["nrow"])
+
+    @torch.no_grad()
+    def sample(self, n: int, label: int | None = None) -> Tensor:
+        if label is not None and not 0 <= label < self.num_classes:
+            raise GankitError("--label needs a conditional model (model.conditional=true) "
+                              f"and a label in 0..{max(self.num_classes - 1, 0)}")
+        labels = sample_labels(n, self.num_classes, label, self.device)
+        return self.G(torch.randn(n, self.cfg.z_dim, device=self.device), labels)
+
+    @property
+    def device(self):
+        return next(self.parameters()).device

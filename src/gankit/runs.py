@@ -1,0 +1,217 @@
+"""Run directories: resolved config, metrics log, and checkpoints that survive any crash.
+
+    RUN_DIR/
+      config.yaml            fully resolved config
+      metrics.jsonl          one JSON object per log/eval event
+      samples/step_XXXXXXX.png (or .txt for text models)
+      checkpoints/last.pt    + step_XXXXXXX.pt (the last K kept)
+      tb/                    TensorBoard event files
+      report.html
+
+A checkpoint is written to a temporary file in the same directory, fsync'ed, then renamed
+over the old one, so a SIGKILL or a full disk at any moment leaves the previous checkpoint
+intact. Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .config import RunConfig, config_from_dict
+from .errors import GankitError
+
+FORMAT = "gankit-checkpoint-1"
+_STEP_FILE = re.compile(r"step_(\d{7,})\.pt$")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Atomically write `state` to `path`; on any failure the old file is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({**state, "format": FORMAT, "complete": True}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise GankitError(f"no space left on device while saving {path}; "
+                              "the previous checkpoint is intact") from None
+        raise GankitError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
+    """Load and verify a checkpoint. Never unpickles arbitrary objects (weights_only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GankitError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, crafted pickle, ...: all mean "not loadable"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GankitError(f"{path}: not a complete gankit checkpoint ({first[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not state.get("complete"):
+        raise GankitError(f"{path}: not a complete gankit checkpoint")
+    return state
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- layout
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    def exists(self) -> bool:
+        return self.config_file.is_file()
+
+    def create(self, cfg: RunConfig, overwrite: bool) -> None:
+        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
+            raise GankitError(f"run directory {self.path} already exists; use --resume {self.path} "
+                              "to continue it or --overwrite to replace it")
+        if overwrite and self.path.exists():
+            import shutil
+            for sub in ("checkpoints", "samples", "tb", "figures"):
+                shutil.rmtree(self.path / sub, ignore_errors=True)
+            for f in ("metrics.jsonl", "report.html", "config.yaml"):
+                (self.path / f).unlink(missing_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write_config(cfg)
+
+    def write_config(self, cfg: RunConfig) -> None:
+        atomic_write_bytes(self.config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+
+    def config(self) -> RunConfig:
+        if not self.config_file.is_file():
+            raise GankitError(f"{self.path} is not a gankit run directory (no config.yaml)")
+        try:
+            data = yaml.safe_load(self.config_file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise GankitError(f"{self.config_file}: not valid YAML ({e})") from None
+        return config_from_dict(data)
+
+    # -- metrics
+    def log(self, record: dict[str, Any]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        with open(self.metrics_file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(clean) + "\n")
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_file.is_file():
+            return []
+        rows = []
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash mid-write
+        return rows
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """On resume, drop log rows past the checkpoint so the log matches the state."""
+        rows = [r for r in self.metrics() if r.get("step", 0) <= after_step]
+        atomic_write_bytes(self.metrics_file, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    # -- checkpoints
+    def save(self, state: dict[str, Any], step: int, keep: int) -> Path:
+        """Write step_N.pt atomically, point last.pt at it, prune old periodic ones."""
+        path = self.checkpoints / f"step_{step:07d}.pt"
+        save_checkpoint(state, path)
+        last = self.checkpoints / "last.pt"
+        link_tmp = self.checkpoints / f".last.pt.link{os.getpid()}"
+        try:
+            link_tmp.unlink(missing_ok=True)
+            os.link(path, link_tmp)  # hard link: no second copy of the bytes
+            os.replace(link_tmp, last)
+        except OSError:
+            link_tmp.unlink(missing_ok=True)
+            save_checkpoint(state, last)
+        _fsync_dir(self.checkpoints)
+        periodic = sorted(self.checkpoints.glob("step_*.pt"), key=lambda p: int(_STEP_FILE.search(p.name)[1]))
+        for old in periodic[: max(len(periodic) - max(keep, 1), 0)]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def candidates(self) -> list[Path]:
+        """Checkpoints newest first: last.pt, then step_N.pt by descending N."""
+        periodic = [p for p in self.checkpoints.glob("step_*.pt") if _STEP_FILE.search(p.name)]
+        periodic.sort(key=lambda p: int(_STEP_FILE.search(p.name)[1]), reverse=True)
+        last = self.checkpoints / "last.pt"
+        return ([last] if last.is_file() else []) + periodic
+
+    def latest(self, map_location="cpu") -> tuple[dict[str, Any], Path]:
+        """The newest checkpoint that loads completely (a corrupt newest one is skipped)."""
+        errors = []
+        for path in self.candidates():
+            try:
+                return load_checkpoint(path, map_location), path
+            except GankitError as e:
+                errors.append(str(e))
+        detail = f" ({'; '.join(errors)})" if errors else ""
+        raise GankitError(f"{self.path}: no complete checkpoint to resume from{detail}")
+
+
+def default_run_dir(model: str, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{model}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{model}-{stamp}-{n}"
+    return path
