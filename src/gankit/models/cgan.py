@@ -89,7 +89,7 @@ class CGAN(nn.Module):
         super().__init__()
         self.cfg, self.train_cfg = cfg, train
         self.num_classes = data.info.get("num_classes", 0)
-        if not self.num_classes or "label" not in data.tensors:
+        if not self.num_classes:
             raise GankitError(f"cgan needs labelled data; '{data.info.get('source')}' has no labels "
                               "(use class subfolders with folder:DIR)")
         shape = (data.info["channels"], data.info["size"], data.info["size"])

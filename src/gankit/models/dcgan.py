@@ -98,7 +98,7 @@ class DCGAN(nn.Module):
         super().__init__()
         self.cfg, self.train_cfg = cfg, train
         self.num_classes = data.info.get("num_classes", 0) if cfg.conditional else 0
-        if cfg.conditional and (not self.num_classes or "label" not in data.tensors):
+        if cfg.conditional and not self.num_classes:
             raise GankitError(f"model.conditional=true needs labelled data; '{data.info.get('source')}' has none")
         c, size = data.info["channels"], data.info["size"]
         self.G = Generator(cfg, c, size, self.num_classes)

@@ -1,0 +1,307 @@
+"""The `gankit` command: a thin layer mapping subcommands to library functions.
+
+User errors (GankitError) print one line on stderr and exit 2; a signal-stopped run exits
+130 (SIGINT) or 143 (SIGTERM) after saving; anything unexpected prints one line and exits
+1. `--debug` shows full tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import GankitError, Interrupted
+
+
+def _compact_warnings() -> None:
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=file or sys.stderr)
+    warnings.showwarning = show
+
+
+# ----------------------------------------------------------------------------- train
+
+def _config_epilog() -> str:
+    from .config import DataConfig, TrainConfig, describe
+    lines = ["config keys (set with --set KEY=VALUE; model.* keys: `gankit list --keys MODEL`):"]
+    for section, obj in (("data", DataConfig()), ("train", TrainConfig())):
+        for key, default, doc in describe(obj):
+            lines.append(f"  {section}.{key} = {default}" + (f"  -- {doc}" if doc else ""))
+    return "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    from .config import build_config, parse_override, set_key, validate
+    from .runs import RunDir
+    from .trainer import train
+    overrides = [o for group in args.set for o in group]
+    cli = {"data.spec": args.data, "train.steps": args.steps, "train.epochs": args.epochs,
+           "train.batch_size": args.batch_size, "train.seed": args.seed, "train.device": args.device}
+    if args.no_progress:
+        cli["train.progress"] = False
+    cli_overrides = [f"{k}={v}" for k, v in cli.items() if v is not None]
+    if args.resume:
+        run = RunDir(args.resume)
+        if not run.path.is_dir():
+            raise GankitError(f"run directory not found: {run.path}")
+        cfg = run.config()
+        if args.model and args.model != cfg.name:
+            raise GankitError(f"{run.path} is a '{cfg.name}' run, not '{args.model}'")
+        if args.data or args.config:
+            raise GankitError("--data and --config cannot change a run being resumed")
+        for text in cli_overrides + overrides:
+            set_key(cfg, *parse_override(text))
+        validate(cfg)
+        out = train(cfg, resume=run.path)
+    else:
+        if not args.model:
+            raise GankitError("name a model to train (gankit list shows them), or --resume RUN_DIR")
+        cfg = build_config(args.model, [args.config] if args.config else [], cli_overrides + overrides)
+        out = train(cfg, out=args.out, overwrite=args.overwrite)
+    print(f"run directory: {out}\nreport: {Path(out) / 'report.html'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- sample
+
+def cmd_sample(args) -> int:
+    from .api import load_run
+    from .data.transforms import save_grid
+    run = load_run(args.run_dir, device=args.device)
+    out = run.sample(args.n, label=args.label, seed=args.seed)
+    if isinstance(out, list):  # text models print sentences
+        text = "\n".join(out)
+        if args.out:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+            print(f"wrote {len(out)} sentences to {args.out}")
+        else:
+            print(text)
+        return 0
+    path = Path(args.out) if args.out else run.path / f"sample_{run.step:07d}.png"
+    save_grid(out, path, nrow=args.nrow or max(int(round(args.n ** 0.5)), 1))
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .runs import RunDir
+    if not RunDir(args.run_dir).exists():
+        raise GankitError(f"{args.run_dir} is not a gankit run directory (no config.yaml)")
+    print(f"wrote {write_report(args.run_dir)}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .config import build_config, describe, shipped_configs
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .models import MODELS
+    if args.keys:
+        cfg = build_config(args.keys)
+        for section, obj in cfg.sections().items():
+            for key, default, doc in describe(obj):
+                print(f"{section}.{key} = {default}" + (f"  -- {doc}" if doc else ""))
+        return 0
+    print("models:")
+    for name, cls in MODELS.items():
+        print(f"  {name:10s} {cls.PAPER}")
+    print("data sets (--data):")
+    for name, (_, doc) in DATASETS.items():
+        print(f"  {name:14s} {doc}")
+    print("losses (--set model.loss=...):")
+    for name, loss in LOSSES.items():
+        print(f"  {name:10s} {loss.doc}")
+    print("shipped configs (--config):")
+    for path in shipped_configs():
+        print(f"  {path}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .data.download import download
+    print(f"downloaded {args.name} to {download(args.name, args.dir)}")
+    return 0
+
+
+# ---------------------------------------------------- evaluation, translation, speed
+
+def cmd_eval(args) -> int:
+    import json
+    from .metrics.evaluate import evaluate_run
+    result = evaluate_run(args.run_dir, features=args.features, inception=args.inception, n=args.n,
+                          batch_size=args.batch_size, reference=args.reference, seed=args.seed,
+                          device=args.device)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_fit_classifier(args) -> int:
+    from .metrics.classifier import fit_classifier
+    result = fit_classifier(args.data, args.out, epochs=args.epochs, size=args.size, seed=args.seed,
+                            device=args.device, holdout=args.holdout)
+    print(f"wrote {args.out} (held-out accuracy {result['accuracy']:.4f})")
+    return 0
+
+
+def cmd_theory(args) -> int:
+    from .theory import run_theory
+    out = run_theory(args.out, steps=args.steps, seed=args.seed, data=args.toy)
+    print(f"theory lab written to {out}")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from .translate import translate
+    n = translate(args.run_dir, args.input, args.out, direction=args.direction, batch_size=args.batch_size,
+                  sheet=args.sheet, device=args.device)
+    print(f"translated {n} image(s) into {args.out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import json
+    from .bench import bench
+    overrides = [o for group in args.set for o in group]
+    result = bench(args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                   device=args.device, overrides=overrides, phase=args.phase)
+    print(json.dumps(result))
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and compare the classic GANs on real data.")
+    p.add_argument("--debug", action="store_true", help="show full Python tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    t = sub.add_parser("train", help="train a model into a run directory", formatter_class=fmt,
+                       epilog=_config_epilog(),
+                       description="Train MODEL. Defaults come from the model's shipped config; "
+                                   "--config FILE and --set KEY=VALUE override them.")
+    t.add_argument("model", nargs="?", help="gan | cgan | dcgan | cyclegan | seqgan (optional with --resume)")
+    t.add_argument("--data", metavar="SPEC", help="data set spec, e.g. digits, mnist:DIR, folder:DIR (gankit list)")
+    t.add_argument("--config", metavar="FILE.yaml", help="YAML with only the keys that differ from the defaults")
+    steps = t.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=int, metavar="N", help="training steps (train.steps)")
+    steps.add_argument("--epochs", type=int, metavar="N", help="passes over the data instead of --steps")
+    t.add_argument("--batch-size", type=int, metavar="N", help="examples per step (train.batch_size)")
+    t.add_argument("--seed", type=int, metavar="N", help="random seed (train.seed)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (train.device)")
+    t.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-TIMESTAMP)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last complete checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--set", nargs="+", action="append", default=[], metavar="KEY=VALUE",
+                   help="config overrides, dotted keys (model.z_dim=64 train.lr=1e-4); repeatable")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (train.progress=false)")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--label", type=int, help="class label for conditional models")
+    s.add_argument("--seed", type=int, help="random seed for the noise")
+    s.add_argument("--out", metavar="FILE.png", help="output grid (default RUN_DIR/sample_STEP.png); text models: a .txt")
+    s.add_argument("--nrow", type=int, help="images per grid row (default sqrt(n))")
+    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("report", help="(re)write RUN_DIR/report.html")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.set_defaults(func=cmd_report)
+
+    ls = sub.add_parser("list", help="models, data sets, losses and shipped configs")
+    ls.add_argument("--keys", metavar="MODEL", help="every config key of MODEL with its default")
+    ls.set_defaults(func=cmd_list)
+
+    d = sub.add_parser("download", help="download a data set (checksummed; needs the network)")
+    d.add_argument("name", choices=["mnist", "fashion-mnist", "cifar10"])
+    d.add_argument("dir", metavar="DIR")
+    d.set_defaults(func=cmd_download)
+
+    e = sub.add_parser("eval", help="FID/KID/IS/precision/recall/accuracy (images) or text metrics of a run")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    feats = e.add_mutually_exclusive_group()
+    feats.add_argument("--features", metavar="CLASSIFIER.pt", help="feature network from gankit fit-classifier")
+    feats.add_argument("--inception", metavar="WEIGHTS.pth", help="Inception-v3 FID weights (local file)")
+    e.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
+    e.add_argument("--batch-size", type=int, default=250)
+    e.add_argument("--reference", default="auto", help="reference split: auto | train | held_out")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.set_defaults(func=cmd_eval)
+
+    fc = sub.add_parser("fit-classifier", help="train a small CNN feature network for FID/accuracy")
+    fc.add_argument("--data", required=True, metavar="SPEC", help="labelled image data, e.g. mnist:DIR or digits")
+    fc.add_argument("--out", required=True, metavar="CLASSIFIER.pt")
+    fc.add_argument("--epochs", type=int, default=5)
+    fc.add_argument("--size", type=int, default=32, help="image size the classifier works at")
+    fc.add_argument("--holdout", type=float, default=0.2, help="fraction held out to measure accuracy")
+    fc.add_argument("--seed", type=int, default=0)
+    fc.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    fc.set_defaults(func=cmd_fit_classifier)
+
+    th = sub.add_parser("theory", help="the theory lab: optimal D, V(G,D*) = -log 4 + 2 JSD on toy data")
+    th.add_argument("--out", default="runs/theory", metavar="DIR")
+    th.add_argument("--steps", type=int, default=2000)
+    th.add_argument("--toy", default="mixture1d", help="mixture1d | ring2d")
+    th.add_argument("--seed", type=int, default=0)
+    th.set_defaults(func=cmd_theory)
+
+    tr = sub.add_parser("translate", help="translate images with a trained CycleGAN run")
+    tr.add_argument("run_dir", metavar="RUN_DIR")
+    tr.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
+    tr.add_argument("--input", required=True, metavar="IMG_OR_DIR")
+    tr.add_argument("--out", required=True, metavar="DIR")
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--sheet", action="store_true", help="also write side-by-side input|output sheets")
+    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tr.set_defaults(func=cmd_translate)
+
+    b = sub.add_parser("bench", help="time full training steps; prints one JSON line")
+    b.add_argument("model")
+    b.add_argument("--batch-size", type=int)
+    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--phase", choices=["pretrain", "adversarial", "nll"], help="seqgan: which phase to time")
+    b.add_argument("--set", nargs="+", action="append", default=[], metavar="KEY=VALUE")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if not args.debug:
+        _compact_warnings()
+    try:
+        return args.func(args)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return 128 + int(e.signum)
+    except GankitError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not the user's fault: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

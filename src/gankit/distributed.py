@@ -1,0 +1,78 @@
+"""Multi-process training under `torchrun` (torch.distributed): gloo on CPU, NCCL on CUDA.
+
+GAN steps run several backward passes through shared networks per step (D's loss, then
+G's loss through D), which DistributedDataParallel's one-forward-one-backward bucketing
+does not fit. Like StyleGAN2-ADA, gankit instead all-reduces each optimizer's gradients
+right before its step (one flattened all-reduce per update); with every rank reading its
+own slice of the same global batch this is exactly data-parallel SGD.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    local_rank: int = 0
+    world: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device_type: str = "cpu") -> "Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        return cls(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world=world)
+
+    def all_reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
+        """Average gradients over ranks in one flat all-reduce."""
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[offset:offset + n].view_as(g))
+            offset += n
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if `flag` is true on any rank (for stop requests)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def gather_objects(self, obj):
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()

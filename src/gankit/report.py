@@ -1,0 +1,130 @@
+"""RUN_DIR/report.html: sample grids over time, loss curves, evaluation metrics, figures,
+and the resolved config — one self-contained page (images referenced by relative path)."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from .runs import RunDir, atomic_write_bytes
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{font-size:1.6rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse} td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}
+.grids{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0} figcaption{font-size:.85rem;color:#555}
+img{image-rendering:pixelated;max-width:100%} pre{background:#f6f6f6;padding:.8rem;overflow:auto}
+"""
+
+
+def _plot_losses(rows: list[dict], out: Path) -> Path | None:
+    train_rows = [r for r in rows if not r.get("eval")]
+    keys = sorted({k for r in train_rows for k in r if k.startswith("loss")})
+    if not keys:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in train_rows if r.get(k) is not None]
+        if pts:
+            ax.plot(*zip(*pts), label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _plot_eval(rows: list[dict], out: Path) -> Path | None:
+    evals = [r for r in rows if r.get("eval")]
+    keys = sorted({k for r in evals for k, v in r.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"})
+    series = {k: [(r["step"], r[k]) for r in evals if isinstance(r.get(k), (int, float))] for k in keys}
+    series = {k: v for k, v in series.items() if len(v) > 1}
+    if not series:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(series)
+    fig, axes = plt.subplots(1, n, figsize=(min(4 * n, 16), 3), squeeze=False)
+    for ax, (k, pts) in zip(axes[0], series.items()):
+        ax.plot(*zip(*pts), marker=".")
+        ax.set_title(k, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _pick(items: list[Path], k: int) -> list[Path]:
+    """At most k items spread evenly, always including the first and last."""
+    if len(items) <= k:
+        return items
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def write_report(run_dir: str | Path) -> Path:
+    run = RunDir(run_dir)
+    root = run.path
+    rows = run.metrics()
+    cfg_text = run.config_file.read_text(encoding="utf-8") if run.config_file.is_file() else ""
+    figures = root / "figures"
+    loss_png = _plot_losses(rows, figures / "losses.png")
+    eval_png = _plot_eval(rows, figures / "eval.png")
+    grids = sorted(run.samples.glob("step_*.png"))
+    texts = sorted(run.samples.glob("step_*.txt"))
+    evals = [r for r in rows if r.get("eval")]
+    last_train = next((r for r in reversed(rows) if not r.get("eval")), None)
+
+    rel = lambda p: html.escape(str(p.relative_to(root)))  # noqa: E731
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gankit report: {html.escape(root.name)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>gankit run <code>{html.escape(root.name)}</code></h1>"]
+    if last_train:
+        parts.append(f"<p>{last_train.get('step')} steps, {last_train.get('elapsed_s', 0):.0f} s of training.</p>")
+    if grids:
+        parts.append("<h2>Samples over training (fixed noise and labels)</h2><div class='grids'>")
+        for p in _pick(grids, 8):
+            parts.append(f"<figure><img src='{rel(p)}' alt='samples {p.stem}'><figcaption>{p.stem.replace('_', ' ')}"
+                         "</figcaption></figure>")
+        parts.append("</div>")
+    if texts:
+        parts.append("<h2>Samples over training</h2>")
+        for p in _pick(texts, 4):
+            lines = p.read_text(encoding="utf-8").splitlines()[:10]
+            parts.append(f"<h3>{p.stem.replace('_', ' ')}</h3><pre>{html.escape(chr(10).join(lines))}</pre>")
+    if evals:
+        parts.append("<h2>Evaluation</h2>")
+        latest: dict = {}
+        for r in evals:
+            latest.update({k: v for k, v in r.items() if k != "eval"})
+        parts.append("<table>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(f'{v:.5g}' if isinstance(v, float) else str(v))}</td></tr>"
+            for k, v in latest.items() if not isinstance(v, (dict, list))) + "</table>")
+        protocols = [r for r in evals if any(isinstance(v, dict) for v in r.values())]
+        if protocols:
+            parts.append("<details><summary>protocol</summary><pre>" +
+                         html.escape(json.dumps(protocols[-1], indent=2)) + "</pre></details>")
+        if eval_png:
+            parts.append(f"<img src='{rel(eval_png)}' alt='evaluation over training'>")
+    if loss_png:
+        parts.append(f"<h2>Losses</h2><img src='{rel(loss_png)}' alt='loss curves'>")
+    extra = [p for p in sorted(figures.glob("*.png")) if p not in (loss_png, eval_png)] if figures.is_dir() else []
+    if extra:
+        parts.append("<h2>Figures</h2><div class='grids'>")
+        for p in extra:
+            parts.append(f"<figure><img src='{rel(p)}' alt='{html.escape(p.stem)}'><figcaption>"
+                         f"{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>")
+        parts.append("</div>")
+    parts.append(f"<h2>Config</h2><pre>{html.escape(cfg_text)}</pre></body></html>")
+    out = root / "report.html"
+    atomic_write_bytes(out, "\n".join(parts).encode("utf-8"))
+    return out

@@ -1,0 +1,429 @@
+"""One training engine for every model: a flat loop with `if step % every == 0` blocks.
+
+The model decides the order of its updates (`train_step(batch, update)`); the trainer
+owns the mechanics: device, seeding, bf16 autocast, torch.compile, gradient clipping,
+distributed gradient averaging, EMA of G, logging, sample grids, evaluation, atomic
+checkpoints, exact resume, NaN detection and clean shutdown on SIGINT/SIGTERM.
+
+Host syncs (`.tolist()`, printing) happen only at log/checkpoint intervals: per-step
+losses stay on the device until then.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import shutil
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import RunConfig
+from .data import Dataset, load_data
+from .data.transforms import save_grid
+from .distributed import Dist
+from .errors import DivergenceError, GankitError, Interrupted
+from .models import MODELS
+from .runs import RunDir, default_run_dir
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise GankitError("train.device=cuda but no CUDA device is available (use --device cpu)")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    if name in ("cpu", "mps"):
+        return torch.device(name)
+    raise GankitError(f"train.device must be auto, cpu or cuda[:N], got '{name}'")
+
+
+class EMA:
+    """Exponential moving average of G's weights, used for samples and evaluation."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, source: nn.Module) -> None:
+        ema_p = list(self.module.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in source.parameters()], 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), source.buffers()):
+            b_ema.copy_(b)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module, ema: EMA | None = None):
+    """Eval mode, EMA generator swapped in, training RNG untouched — so sampling or
+    evaluating in the middle of a run never changes what the run does next."""
+    was_training = model.training
+    original_g = getattr(model, "G", None)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        model.eval()
+        if ema is not None:
+            model.G = ema.module
+        try:
+            yield model
+        finally:
+            if ema is not None:
+                model.G = original_g
+            model.train(was_training)
+
+
+def total_steps(cfg: RunConfig, data: Dataset, world: int, reals_per_step: int) -> int:
+    if cfg.train.epochs:
+        return cfg.train.epochs * data.steps_per_epoch(cfg.train.batch_size * reals_per_step, world)
+    return cfg.train.steps
+
+
+def write_samples(model, fixed, path_stem: Path) -> Path:
+    out = model.render(fixed)
+    if isinstance(out, tuple):
+        images, nrow = out
+        path = path_stem.with_suffix(".png")
+        save_grid(images, path, nrow=nrow)
+    else:
+        path = path_stem.with_suffix(".txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def _compile(model: nn.Module) -> None:
+    """torch.compile each network in place (state_dict keys unchanged). Falls back to
+    eager when no C compiler is present (inductor needs one on CPU)."""
+    if next(model.parameters()).device.type == "cpu" and not (shutil.which("cc") or shutil.which("gcc")):
+        warnings.warn("train.compile=true but no C compiler found; running eagerly", stacklevel=2)
+        return
+    for child in model.children():
+        if isinstance(child, nn.Module) and any(True for _ in child.parameters()):
+            child.compile()
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop finishes its step, checkpoints, and exits."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay with the caller
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum:  # second Ctrl-C: give up waiting
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# ------------------------------------------------------------------------------ train
+
+def train(cfg: RunConfig, out: str | Path | None = None, resume: str | Path | None = None,
+          overwrite: bool = False) -> Path:
+    """Train `cfg` into a run directory (new, or `resume`d exactly). Returns its path."""
+    device_type = "cuda" if cfg.train.device.startswith("cuda") or (
+        cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+    dist = Dist.from_env(device_type)
+    try:
+        return _Trainer(cfg, dist, out, resume, overwrite).run()
+    finally:
+        dist.close()
+
+
+class _Trainer:
+    def __init__(self, cfg: RunConfig, dist: Dist, out, resume, overwrite):
+        self.cfg, self.dist = cfg, dist
+        t = cfg.train
+        self.device = pick_device(t.device, dist.local_rank)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.run_dir = RunDir(resume or out or default_run_dir(cfg.name))
+        self.resume_state = None
+        if resume:
+            self.resume_state, path = self.run_dir.latest(map_location="cpu")
+            if dist.main:
+                print(f"resuming {self.run_dir.path} from {path.name} (step {self.resume_state['step']})",
+                      file=sys.stderr)
+        torch.manual_seed(t.seed + dist.rank)
+
+        spec = MODELS[cfg.name]
+        self.data = load_data(cfg.data, spec.DATA_KIND).to(self.device)
+        self.model = spec(cfg.model, self.data, t).to(self.device)
+        if t.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if t.sync_batchnorm and dist.enabled:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.optimizers = self.model.configure_optimizers()
+        self.reals_per_step = getattr(self.model, "reals_per_step", 1)
+        steps = total_steps(cfg, self.data, dist.world, self.reals_per_step)
+        self.phases = self.model.phases(steps) if hasattr(self.model, "phases") else [("train", steps)]
+        self.total = sum(n for _, n in self.phases)
+        self.schedulers = (self.model.configure_schedulers(self.optimizers, self.total)
+                           if hasattr(self.model, "configure_schedulers") else {})
+        self.ema = EMA(self.model.G, t.ema) if t.ema and hasattr(self.model, "G") else None
+        self.fixed = self.model.fixed_inputs(t.samples, torch.Generator().manual_seed(t.seed))
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.amp)
+        self.params = {name: [p for g in opt.param_groups for p in g["params"]]
+                       for name, opt in self.optimizers.items()}
+        self.start = 0
+        self.elapsed_before = 0.0
+        self.bar = None
+        if self.resume_state is not None:
+            self._restore(self.resume_state)
+        elif dist.main:
+            self.run_dir.create(cfg, overwrite)
+        dist.barrier()
+        if t.compile:
+            _compile(self.model)
+        self.tb = self._tensorboard() if dist.main else None
+
+    # -- the update the model calls
+    def update(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=retain_graph)
+        self.dist.all_reduce_grads(self.params[name])
+        if self.cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params[name], self.cfg.train.grad_clip, foreach=True)
+        opt.step()
+
+    # -- state
+    def state(self, step: int) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "step": step,
+            "config": self.cfg.to_dict(),
+            "data_info": _plain(self.data.info),
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "ema": self.ema.module.state_dict() if self.ema else None,
+            "fixed": self.fixed,
+            "rng": self.dist.gather_objects(rng),
+            "world_size": self.dist.world,
+            "elapsed_s": self.elapsed_before + (time.perf_counter() - self.t0 if hasattr(self, "t0") else 0.0),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        if self.ema and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        self.fixed = state["fixed"]
+        self.start = int(state["step"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        rngs = state["rng"]
+        if len(rngs) == self.dist.world:  # same world size: continue every rank's stream exactly
+            rng = rngs[self.dist.rank]
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        else:  # a different world size cannot replay the old streams; reseed deterministically
+            torch.manual_seed(self.cfg.train.seed + 7919 * self.start + self.dist.rank)
+        if self.dist.main:
+            self.run_dir.truncate_metrics(self.start)
+
+    def save(self, step: int) -> Path | None:
+        self._check_parameters(step)
+        state = self.state(step)
+        if not self.dist.main:
+            return None
+        return self.run_dir.save(state, step, self.cfg.train.keep_checkpoints)
+
+    def _check_parameters(self, step: int) -> None:
+        """Never write NaN weights over a good checkpoint."""
+        flags = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()])
+        if not bool(flags.all()):
+            raise DivergenceError(f"parameters became NaN/Inf by step {step}; not saving. "
+                                  f"The last good checkpoint is in {self.run_dir.checkpoints}")
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # tensorboard missing or broken: logs still go to metrics.jsonl
+            return None
+        return SummaryWriter(str(self.run_dir.path / "tb"), purge_step=self.start or None)
+
+    # -- logging
+    def flush(self, pending: list[tuple[int, str, dict]], step: int, phase: str, rate: float) -> dict:
+        """One host sync for the whole interval: check every loss, average, log."""
+        if not pending:
+            return {}
+        keys = [list(l.keys()) for _, _, l in pending]
+        flat = torch.cat([torch.stack([v.float().reshape(()) for v in l.values()]) for _, _, l in pending
+                          if l]).tolist() if any(keys) else []
+        i, sums, counts = 0, {}, {}
+        for (s, _, _), names in zip(pending, keys):
+            for k in names:
+                v = flat[i]
+                i += 1
+                if not math.isfinite(v):
+                    raise DivergenceError(f"{k} became {v} at step {s + 1}")
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+        record = {"step": step, "phase": phase, **{k: sums[k] / counts[k] for k in sums}}
+        for name, opt in self.optimizers.items():
+            record[f"lr_{name}"] = opt.param_groups[0]["lr"]
+        record["steps_per_s"] = rate
+        record["elapsed_s"] = round(self.elapsed_before + time.perf_counter() - self.t0, 2)
+        if self.dist.main:
+            self.run_dir.log(record)
+            if self.tb:
+                for k, v in record.items():
+                    if isinstance(v, (int, float)) and k != "step":
+                        self.tb.add_scalar(k, v, step)
+        return record
+
+    def samples(self, step: int) -> None:
+        if not self.dist.main:
+            return
+        with evaluating(self.model, self.ema):
+            path = write_samples(self.model, self.fixed, self.run_dir.samples / f"step_{step:07d}")
+        if self.tb and path.suffix == ".png":
+            import numpy as np
+            from PIL import Image
+            self.tb.add_image("samples", np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")
+
+    def evaluate(self, step: int) -> None:
+        if not hasattr(self.model, "evaluate"):
+            return
+        with evaluating(self.model, self.ema):
+            metrics = self.model.evaluate() if self.dist.main else {}
+        if metrics and self.dist.main:
+            self.run_dir.log({"step": step, "eval": True, **metrics})
+            if self.tb:
+                for k, v in metrics.items():
+                    if isinstance(v, (int, float)):
+                        self.tb.add_scalar(f"eval/{k}", v, step)
+            if self.bar is not None:
+                self.bar.write(f"step {step}: " + ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+    def phase_at(self, step: int) -> str:
+        for name, n in self.phases:
+            if step < n:
+                return name
+            step -= n
+        return self.phases[-1][0]
+
+    # -- the loop
+    def run(self) -> Path:
+        t = self.cfg.train
+        rollbacks = 0
+        while True:
+            try:
+                self._loop()
+                break
+            except DivergenceError as e:
+                if t.on_nan != "rollback" or rollbacks >= 3 or not self.run_dir.candidates():
+                    raise DivergenceError(f"{e}. Training stopped; the last good checkpoint is kept in "
+                                          f"{self.run_dir.checkpoints} (resume with --resume and a lower "
+                                          "--set train.lr=...)") from None
+                rollbacks += 1
+                state, path = self.run_dir.latest()
+                self._restore(state)
+                for opt in self.optimizers.values():
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.5
+                print(f"{e}; rolled back to {path.name} and halved the learning rates", file=sys.stderr)
+        if self.dist.main:
+            from .report import write_report
+            write_report(self.run_dir.path)
+        return self.run_dir.path
+
+    def _loop(self) -> None:
+        t = self.cfg.train
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=self.total, initial=self.start, desc=self.cfg.name, dynamic_ncols=True,
+                        disable=not (t.progress and self.dist.main), unit="step", file=sys.stderr)
+        batches = self.data.batches(t.batch_size * self.reals_per_step, t.seed, self.start,
+                                    self.dist.rank, self.dist.world)
+        pending: list[tuple[int, str, dict]] = []
+        self.t0 = time.perf_counter()
+        t_log, step_log = self.t0, self.start
+        self.model.train()
+        if self.start == 0 and self.dist.main:
+            self.samples(0)
+        try:
+            with _StopFlag() as stop:
+                for step in range(self.start, self.total):
+                    phase = self.phase_at(step)
+                    self.model.phase = phase
+                    batch = next(batches)
+                    with self.autocast:
+                        losses = self.model.train_step(batch, self.update)
+                    for sched in self.schedulers.values():
+                        sched.step()
+                    if self.ema:
+                        self.ema.update(self.model.G)
+                    pending.append((step, phase, losses))
+                    done = step + 1
+                    self.bar.update(1)
+                    last = done == self.total
+                    stopping = self.dist.any(bool(stop.signum))
+                    if done % t.log_every == 0 or last or stopping or (done < self.total and
+                                                                       self.phase_at(done) != phase):
+                        now = time.perf_counter()
+                        record = self.flush(pending, done, phase, (done - step_log) / max(now - t_log, 1e-9))
+                        pending, t_log, step_log = [], now, done
+                        self.bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
+                                              if k.startswith("loss")}, refresh=False)
+                        self.bar.set_description(f"{self.cfg.name} {phase}" if len(self.phases) > 1
+                                                 else self.cfg.name)
+                    if stopping:
+                        path = self.save(done)
+                        name = signal.Signals(stop.signum).name if stop.signum else "signal"
+                        raise Interrupted(f"{name} received: saved {path} at step {done}; "
+                                          f"continue with: gankit train --resume {self.run_dir.path}",
+                                          stop.signum or signal.SIGTERM)
+                    if done % t.sample_every == 0 or last:
+                        self.samples(done)
+                    if (t.eval_every and done % t.eval_every == 0) or last:
+                        self.evaluate(done)
+                    if done % t.checkpoint_every == 0 or last:
+                        self.save(done)
+        finally:
+            self.bar.close()
+            if self.tb:
+                self.tb.flush()
+
+
+def _plain(value):
+    """Keep only what `torch.load(weights_only=True)` accepts in data_info."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
