@@ -238,7 +238,11 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise GankitError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise GankitError(f"{path}: not valid YAML ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
+    except RecursionError:
+        raise GankitError(f"{path}: not valid YAML (nested too deeply)") from None
+    except OSError as e:
+        raise GankitError(f"{path}: cannot read ({e.strerror or e})") from None
     return data or {}
 
 

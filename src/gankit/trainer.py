@@ -111,6 +111,38 @@ def _compile(model: nn.Module) -> None:
             child.compile()
 
 
+def build_model(cfg: RunConfig, device: torch.device, dist: Dist | None = None) -> tuple[nn.Module, Dataset]:
+    """The model and its data on `device`, exactly as training uses them (also `gankit bench`)."""
+    t = cfg.train
+    spec = MODELS[cfg.name]
+    data = load_data(cfg.data, spec.DATA_KIND).to(device)
+    model = spec(cfg.model, data, t).to(device)
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if t.sync_batchnorm and dist is not None and dist.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, data
+
+
+class Updater:
+    """The `update(name, loss)` every model calls: zero_grad -> backward -> all-reduce
+    (distributed) -> clip -> step of the optimizer `name`."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], dist: Dist, grad_clip: float = 0.0):
+        self.optimizers, self.dist, self.grad_clip = optimizers, dist, grad_clip
+        self.params = {name: [p for g in opt.param_groups for p in g["params"]]
+                       for name, opt in optimizers.items()}
+
+    def __call__(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=retain_graph)
+        self.dist.all_reduce_grads(self.params[name])
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params[name], self.grad_clip, foreach=True)
+        opt.step()
+
+
 class _StopFlag:
     """SIGINT/SIGTERM set a flag; the loop finishes its step, checkpoints, and exits."""
 
@@ -171,13 +203,7 @@ class _Trainer:
                       file=sys.stderr)
         torch.manual_seed(t.seed + dist.rank)
 
-        spec = MODELS[cfg.name]
-        self.data = load_data(cfg.data, spec.DATA_KIND).to(self.device)
-        self.model = spec(cfg.model, self.data, t).to(self.device)
-        if t.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        if t.sync_batchnorm and dist.enabled:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model, self.data = build_model(cfg, self.device, dist)
         self.optimizers = self.model.configure_optimizers()
         self.reals_per_step = getattr(self.model, "reals_per_step", 1)
         steps = total_steps(cfg, self.data, dist.world, self.reals_per_step)
@@ -188,8 +214,7 @@ class _Trainer:
         self.ema = EMA(self.model.G, t.ema) if t.ema and hasattr(self.model, "G") else None
         self.fixed = self.model.fixed_inputs(t.samples, torch.Generator().manual_seed(t.seed))
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.amp)
-        self.params = {name: [p for g in opt.param_groups for p in g["params"]]
-                       for name, opt in self.optimizers.items()}
+        self.update = Updater(self.optimizers, dist, t.grad_clip)
         self.start = 0
         self.elapsed_before = 0.0
         self.bar = None
@@ -201,16 +226,6 @@ class _Trainer:
         if t.compile:
             _compile(self.model)
         self.tb = self._tensorboard() if dist.main else None
-
-    # -- the update the model calls
-    def update(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward(retain_graph=retain_graph)
-        self.dist.all_reduce_grads(self.params[name])
-        if self.cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.params[name], self.cfg.train.grad_clip, foreach=True)
-        opt.step()
 
     # -- state
     def state(self, step: int) -> dict[str, Any]:

@@ -36,6 +36,9 @@ def _split_holdout(tensors: dict, holdout: int, limit: int):
 def _image_dataset(arrays: dict, cfg: DataConfig, source: str, held_out: dict | None = None) -> Dataset:
     """uint8 arrays {"image", "label"?, "class_names"?} -> Dataset at cfg.size/channels."""
     x = images.prepare(arrays["image"], cfg.size, cfg.channels)
+    if x.shape[-2] != x.shape[-1]:
+        raise GankitError(f"{source}: images are {x.shape[-2]}x{x.shape[-1]}, not square; "
+                          "set data.size=N to resize them")
     tensors = {"image": x}
     if "label" in arrays:
         tensors["label"] = torch.as_tensor(arrays["label"], dtype=torch.long)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import struct
 import warnings
@@ -44,7 +45,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise GankitError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a crafted header cannot overflow
     body = raw[4 + 4 * ndim:]
     if len(body) != expected:
         raise GankitError(f"{path}: IDX header says {shape} ({expected} bytes) but the file has "
@@ -80,6 +81,10 @@ def load_mnist(directory: str | Path, split: str = "auto") -> dict[str, np.ndarr
                                   f"got {x.shape} and {y.shape}")
             if len(x) != len(y):
                 raise GankitError(f"{images} has {len(x)} images but {labels} has {len(y)} labels")
+            if x.dtype != np.uint8 or min(x.shape, default=0) == 0:
+                raise GankitError(f"{images}: expected non-empty uint8 images, got {x.dtype} {x.shape}")
+            if y.dtype.kind not in "iu" or (len(y) and y.min() < 0):
+                raise GankitError(f"{labels}: expected non-negative integer labels")
             return {"image": x, "label": y.astype(np.int64), "split": prefix}
     raise GankitError(f"{directory}: no MNIST-format IDX files for split '{split}' "
                       f"(expected e.g. train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz])")
@@ -158,7 +163,7 @@ def list_images(directory: Path) -> list[Path]:
 
 def read_image(path: Path, mode: str | None = None) -> np.ndarray:
     """Decode one image to uint8 (H, W, C). Grey/RGBA/palette images convert to `mode`."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     try:
         with Image.open(path) as img:
             img.load()
@@ -167,7 +172,7 @@ def read_image(path: Path, mode: str | None = None) -> np.ndarray:
             elif img.mode not in ("L", "RGB"):
                 img = img.convert("RGB")
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except Exception as e:  # a decoder failing on bad bytes (truncated, bomb, ...) = unreadable
         raise GankitError(f"{path}: unreadable image ({e})") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
@@ -198,6 +203,11 @@ def read_images(paths: list[Path], size: int | None, mode: str | None, strict: b
                       f"(set data.strict=true to fail instead)", stacklevel=2)
     if not arrays:
         raise GankitError(f"{what}: no readable images")
+    sizes = {a.shape[:2]: paths[i] for a, i in zip(arrays, kept)}
+    if len(sizes) > 1:
+        (s1, p1), (s2, p2) = list(sizes.items())[:2]
+        raise GankitError(f"{what}: images have different sizes ({p1} is {s1[0]}x{s1[1]}, {p2} is "
+                          f"{s2[0]}x{s2[1]}); set data.size=N to resize them all")
     return arrays, kept
 
 
@@ -214,8 +224,14 @@ def load_folder(directory: str | Path, size: int, channels: int = 0, strict: boo
         raise GankitError(f"{directory}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     classes = sorted({p.relative_to(directory).parts[0] for p in paths if len(p.relative_to(directory).parts) > 1})
     top_level = [p for p in paths if len(p.relative_to(directory).parts) == 1]
-    if channels == 0:  # keep grey data grey: look at the first image
-        channels = 1 if read_image(paths[0]).shape[2] == 1 else 3
+    if channels == 0:  # keep grey data grey: look at the first readable image
+        channels = 3
+        for p in paths:
+            try:
+                channels = 1 if read_image(p).shape[2] == 1 else 3
+                break
+            except GankitError:
+                continue
     arrays, kept = read_images(paths, size, _mode_for(paths, channels), strict, str(directory))
     out = {"image": np.stack(arrays)}
     if classes and not top_level:

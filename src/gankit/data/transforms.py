@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 def uint8_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(N, H, W) or (N, H, W, C) uint8 -> (N, C, H, W) float in [-1, 1]."""
-    t = torch.as_tensor(images)
+    t = torch.as_tensor(np.array(images, copy=True)) if isinstance(images, np.ndarray) else images
     if t.ndim == 3:
         t = t.unsqueeze(-1)
     return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0).contiguous()

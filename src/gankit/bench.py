@@ -1,0 +1,137 @@
+"""`gankit bench MODEL`: time full training steps (every update of one step, data included).
+
+The model, data, optimizers and `update` are built by the trainer's own pieces
+(`build_model`, `Updater`, `_compile`, the bf16 autocast), so what is timed is what
+`gankit train` runs, minus logging and checkpoints. With no options each model runs its
+reference configuration (REFERENCE below), the one `benchmarks/reference/` implements,
+so the numbers compare directly.
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import torch
+
+from .config import build_config
+from .distributed import Dist
+from .errors import GankitError
+from .models import MODELS
+
+# Per model: the batch size and overrides of the reference setting (sizes as the issue
+# lists them). Data is the built-in `digits` set resized to the reference shape: the
+# timings do not depend on what the pixels show, and the reference sees the same shape.
+REFERENCE: dict[str, dict[str, Any]] = {
+    "gan": {"batch": 128, "set": ["data.size=28", "data.channels=1"]},
+    "cgan": {"batch": 64, "set": ["data.size=32", "data.channels=1", "model.loss=lsgan"]},
+    "dcgan": {"batch": 128, "set": ["model.channels=128", "data.size=64", "data.channels=3"]},
+    "cyclegan": {"batch": 1, "set": ["data.size=128"]},
+    "seqgan": {"batch": 64, "set": []},
+}
+QUIET = ["train.progress=false"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # process peak RSS (KiB on Linux)
+    return kb / 1024
+
+
+def setup(model: str, batch_size: int | None = None, device: str = "cpu", overrides: list[str] = (),
+          phase: str | None = None) -> tuple[Callable[[], None], int, dict[str, Any]]:
+    """Build MODEL as the trainer does; return (step_fn, samples_per_step, description).
+
+    `step_fn()` runs one full training step (or, for seqgan `phase="nll"`, one NLL-oracle
+    evaluation). Used by `bench` and by `benchmarks/speed.py`.
+    """
+    from .trainer import Updater, _compile, build_model, pick_device
+
+    if model not in MODELS:
+        known = ", ".join(sorted(MODELS))
+        raise GankitError(f"model '{model}' is not registered in this gankit (have: {known}); "
+                          "nothing to benchmark")
+    ref = REFERENCE.get(model, {"batch": None, "set": []})
+    batch = batch_size or ref["batch"]
+    sets = list(ref["set"]) + ([f"train.batch_size={batch}"] if batch else []) + QUIET + list(overrides)
+    cfg = build_config(model, overrides=sets + [f"train.device={device}"])
+    t = cfg.train
+    dev = pick_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(t.seed)
+    net, data = build_model(cfg, dev)
+    update = Updater(net.configure_optimizers(), Dist(), t.grad_clip)
+    if t.compile:
+        _compile(net)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp)
+    reals = getattr(net, "reals_per_step", 1)
+    net.train()
+
+    if phase is not None:
+        if not hasattr(net, "phases"):
+            raise GankitError(f"--phase is for models with phases (seqgan); {model} has none")
+        names = [name for name, _ in net.phases(t.steps)] + (["nll"] if hasattr(net, "evaluate") else [])
+        if phase not in names:
+            raise GankitError(f"{model} has no phase '{phase}' (have: {', '.join(names)})")
+
+    if phase == "nll":
+        def step() -> None:
+            net.eval()
+            with torch.no_grad():
+                net.evaluate()
+            net.train()
+        samples = int(getattr(cfg.data, "num_samples", 0) or t.batch_size)
+    else:
+        if phase is not None:
+            net.phase = phase
+        batches = data.batches(t.batch_size * reals, t.seed)
+
+        def step() -> None:
+            batch_ = next(batches)
+            with autocast:
+                net.train_step(batch_, update)
+        samples = t.batch_size
+
+    info = {"model": model, "device": str(dev), "batch": t.batch_size, "phase": phase,
+            "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,
+            "threads": torch.get_num_threads(),
+            "shape": [data.info.get("channels"), data.info.get("size")] if data.kind == "image" else None}
+    return step, samples, info
+
+
+def bench(model: str, batch_size: int | None = None, steps: int = 20, warmup: int = 3,
+          device: str = "cpu", overrides: list[str] = (), phase: str | None = None) -> dict[str, Any]:
+    """Time `steps` full training steps after `warmup`; one flat dict (printed as JSON)."""
+    if steps <= 0 or warmup < 0:
+        raise GankitError("--steps must be positive and --warmup non-negative")
+    step, samples, info = setup(model, batch_size, device, overrides, phase)
+    dev = torch.device(info["device"])
+    for _ in range(warmup):
+        step()
+    _sync(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {**info, "steps": steps, "step_ms": round(med * 1e3, 3),
+            "samples_per_s": round(samples / med, 2), "peak_mem_mb": round(_peak_mem_mb(dev), 1),
+            "peak_mem_kind": "cuda_allocated" if dev.type == "cuda" else "process_rss",
+            "torch": torch.__version__, "python": sys.version.split()[0]}

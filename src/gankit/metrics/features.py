@@ -1,0 +1,102 @@
+"""Feature networks for FID/KID/IS/precision/recall: any nn.Module mapping images in
+[-1, 1] (N, C, H, W) to `(features (N, D), logits (N, K) or None)`.
+
+- `ClassifierFeatures`: a gankit domain classifier (classifier.py) — penultimate-layer
+  features and class logits. What MNIST-like GANs are measured with here.
+- `InceptionFeatures`: Inception-v3 as in the FID paper, via torch-fidelity
+  (`pip install gankit[inception]`), from a LOCAL weights file (never downloaded): the
+  2048-d pool features and the 1008-way logits.
+
+Numbers computed in the two feature spaces are NOT comparable with each other (nor with
+FIDs from a classifier trained on other data, or at another size): every record names
+the network and the sha256 of its weights.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import GankitError
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fit_images(images: Tensor, size: int, channels: int) -> Tensor:
+    """Resize (antialiased bilinear) and convert channels so a feature network can read them."""
+    from ..data.transforms import resize
+    if images.shape[1] != channels:
+        if channels == 1:
+            images = images.mean(1, keepdim=True)
+        elif images.shape[1] == 1:
+            images = images.expand(-1, channels, -1, -1)
+        else:
+            raise GankitError(f"cannot feed {images.shape[1]}-channel images to a {channels}-channel feature network")
+    return resize(images.float(), size)
+
+
+class ClassifierFeatures(nn.Module):
+    """A fitted domain classifier as a feature network."""
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
+        super().__init__()
+        from .classifier import load_classifier
+        self.net, self.meta = load_classifier(path)
+        self.net.to(device).eval()
+        self.size, self.channels = self.meta["size"], self.meta["channels"]
+        self.name = f"gankit-classifier:{Path(path).name}"
+        self.sha256 = self.meta["weights_sha256"]
+        self.num_classes = self.meta["num_classes"]
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        x = fit_images(images, self.size, self.channels).to(next(self.net.parameters()).device)
+        feats = self.net.features(x)  # (N, D)
+        return feats, self.net.head(feats)  # (N, D), (N, K)
+
+
+class InceptionFeatures(nn.Module):
+    """Inception-v3 (torch-fidelity's FID port) from a local weights file."""
+
+    def __init__(self, weights: str | Path, device: str | torch.device = "cpu"):
+        super().__init__()
+        weights = Path(weights)
+        if not weights.is_file():
+            raise GankitError(f"Inception weights not found: {weights} (gankit never downloads them; "
+                              "get pt_inception-2015-12-05-6726825d.pth yourself)")
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        except ImportError:
+            raise GankitError("--inception needs torch-fidelity: pip install 'gankit[inception]'") from None
+        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                               feature_extractor_weights_path=str(weights)).to(device).eval()
+        self.name = f"inception-v3:{weights.name}"
+        self.sha256 = sha256_file(weights)
+        self.num_classes = 0  # ImageNet classes: no conditional accuracy in this space
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        x = fit_images(images, images.shape[-1], 3)
+        x = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # torch-fidelity wants uint8 NCHW
+        feats, logits = self.net(x.to(next(self.net.parameters()).device))
+        return feats, logits
+
+
+@torch.no_grad()
+def extract(net: nn.Module, images: Tensor, batch_size: int = 250) -> tuple[Tensor, Tensor | None]:
+    """Features (N, D) and logits (N, K) of `images` in batches, on the CPU."""
+    feats, logits = [], []
+    for i in range(0, len(images), batch_size):
+        f, lg = net(images[i:i + batch_size])
+        feats.append(f.float().cpu())
+        if lg is not None:
+            logits.append(lg.float().cpu())
+    return torch.cat(feats), (torch.cat(logits) if logits else None)
