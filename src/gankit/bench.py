@@ -47,8 +47,8 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 
 def setup(model: str, batch_size: int | None = None, device: str = "cpu", overrides: list[str] = (),
-          phase: str | None = None) -> tuple[Callable[[], None], int, dict[str, Any]]:
-    """Build MODEL as the trainer does; return (step_fn, samples_per_step, description).
+          phase: str | None = None) -> tuple[Callable[[], None], int, dict[str, Any], Any]:
+    """Build MODEL as the trainer does; return (step_fn, samples_per_step, description, data).
 
     `step_fn()` runs one full training step (or, for seqgan `phase="nll"`, one NLL-oracle
     evaluation). Used by `bench` and by `benchmarks/speed.py`.
@@ -109,7 +109,7 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
             "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,
             "threads": torch.get_num_threads(),
             "shape": [data.info.get("channels"), data.info.get("size")] if data.kind == "image" else None}
-    return step, samples, info
+    return step, samples, info, data
 
 
 def bench(model: str, batch_size: int | None = None, steps: int = 20, warmup: int = 3,
@@ -117,7 +117,7 @@ def bench(model: str, batch_size: int | None = None, steps: int = 20, warmup: in
     """Time `steps` full training steps after `warmup`; one flat dict (printed as JSON)."""
     if steps <= 0 or warmup < 0:
         raise GankitError("--steps must be positive and --warmup non-negative")
-    step, samples, info = setup(model, batch_size, device, overrides, phase)
+    step, samples, info, _ = setup(model, batch_size, device, overrides, phase)
     dev = torch.device(info["device"])
     for _ in range(warmup):
         step()

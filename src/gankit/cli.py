@@ -7,6 +7,7 @@ User errors (GankitError) print one line on stderr and exit 2; a signal-stopped 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import warnings
 from pathlib import Path
@@ -296,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, no permission, a path that is a file: the user can fix these
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        hint = ("; checkpoints already written are intact" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "")
+        print(f"error: {where}{e.strerror or e}{hint}", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug, not the user's fault: still one line unless --debug
         if args.debug:
             raise

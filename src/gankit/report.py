@@ -13,7 +13,7 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#2
 h1{font-size:1.6rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse} td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}
 .grids{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0} figcaption{font-size:.85rem;color:#555}
-img{image-rendering:pixelated;max-width:100%} pre{background:#f6f6f6;padding:.8rem;overflow:auto}
+img{image-rendering:pixelated;max-width:100%} .grids img{width:260px} pre{background:#f6f6f6;padding:.8rem;overflow:auto}
 """
 
 

@@ -122,6 +122,8 @@ class RunDir:
         return self.config_file.is_file()
 
     def create(self, cfg: RunConfig, overwrite: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise GankitError(f"run directory {self.path} exists and is not a directory")
         if self.path.exists() and any(self.path.iterdir()) and not overwrite:
             raise GankitError(f"run directory {self.path} already exists; use --resume {self.path} "
                               "to continue it or --overwrite to replace it")
@@ -189,11 +191,18 @@ class RunDir:
         return path
 
     def candidates(self) -> list[Path]:
-        """Checkpoints newest first: last.pt, then step_N.pt by descending N."""
+        """Checkpoints newest first: step_N.pt by descending N, then last.pt. The newest
+        step_N.pt is always kept and is written before last.pt is pointed at it, so a kill
+        between the two must not send a resume back to the older last.pt."""
         periodic = [p for p in self.checkpoints.glob("step_*.pt") if _STEP_FILE.search(p.name)]
         periodic.sort(key=lambda p: int(_STEP_FILE.search(p.name)[1]), reverse=True)
         last = self.checkpoints / "last.pt"
-        return ([last] if last.is_file() else []) + periodic
+        return periodic + ([last] if last.is_file() else [])
+
+    def clean_partial(self) -> None:
+        """Remove temporary files a killed save left behind (never a complete checkpoint)."""
+        for tmp in [*self.checkpoints.glob(".*.tmp*"), *self.checkpoints.glob(".last.pt.link*")]:
+            tmp.unlink(missing_ok=True)
 
     def latest(self, map_location="cpu") -> tuple[dict[str, Any], Path]:
         """The newest checkpoint that loads completely (a corrupt newest one is skipped)."""

@@ -117,6 +117,8 @@ def build_model(cfg: RunConfig, device: torch.device, dist: Dist | None = None) 
     spec = MODELS[cfg.name]
     data = load_data(cfg.data, spec.DATA_KIND).to(device)
     model = spec(cfg.model, data, t).to(device)
+    for key, section in cfg.extra.items():  # model-declared sections, e.g. SeqGAN's `pretrain`
+        setattr(model, key, section)
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     if t.sync_batchnorm and dist is not None and dist.enabled:
@@ -197,6 +199,7 @@ class _Trainer:
         self.run_dir = RunDir(resume or out or default_run_dir(cfg.name))
         self.resume_state = None
         if resume:
+            self.run_dir.clean_partial()
             self.resume_state, path = self.run_dir.latest(map_location="cpu")
             if dist.main:
                 print(f"resuming {self.run_dir.path} from {path.name} (step {self.resume_state['step']})",
@@ -267,6 +270,7 @@ class _Trainer:
             torch.manual_seed(self.cfg.train.seed + 7919 * self.start + self.dist.rank)
         if self.dist.main:
             self.run_dir.truncate_metrics(self.start)
+            self.run_dir.write_config(self.cfg)  # a resume may extend steps or change cadence
 
     def save(self, step: int) -> Path | None:
         self._check_parameters(step)
@@ -274,6 +278,16 @@ class _Trainer:
         if not self.dist.main:
             return None
         return self.run_dir.save(state, step, self.cfg.train.keep_checkpoints)
+
+    def _check_losses(self, pending: list[tuple[int, str, dict]]) -> None:
+        """One host sync: raise DivergenceError naming the first non-finite loss in `pending`."""
+        values = [v.float().reshape(()) for _, _, l in pending for v in l.values()]
+        if not values or bool(torch.isfinite(torch.stack(values)).all()):
+            return
+        for s, _, l in pending:
+            for k, v in l.items():
+                if not math.isfinite(float(v)):
+                    raise DivergenceError(f"{k} became {float(v)} at step {s + 1}")
 
     def _check_parameters(self, step: int) -> None:
         """Never write NaN weights over a good checkpoint."""
@@ -361,15 +375,22 @@ class _Trainer:
                 break
             except DivergenceError as e:
                 if t.on_nan != "rollback" or rollbacks >= 3 or not self.run_dir.candidates():
-                    raise DivergenceError(f"{e}. Training stopped; the last good checkpoint is kept in "
-                                          f"{self.run_dir.checkpoints} (resume with --resume and a lower "
-                                          "--set train.lr=...)") from None
+                    kept = (f"the last good checkpoint is kept in {self.run_dir.checkpoints} (resume with "
+                            "--resume and a lower --set train.lr=...)" if self.run_dir.candidates()
+                            else "no checkpoint had been written yet (lower --set train.lr=...)")
+                    raise DivergenceError(f"{e}. Training stopped; {kept}") from None
                 rollbacks += 1
+                # halve the rates in use now (cumulative over rollbacks), not the checkpoint's
+                lrs = [[g["lr"] for g in o.param_groups] for o in self.optimizers.values()]
+                bases = [list(getattr(s, "base_lrs", [])) for s in self.schedulers.values()]
                 state, path = self.run_dir.latest()
                 self._restore(state)
-                for opt in self.optimizers.values():
-                    for group in opt.param_groups:
-                        group["lr"] *= 0.5
+                for opt, old in zip(self.optimizers.values(), lrs):
+                    for group, lr in zip(opt.param_groups, old):
+                        group["lr"] = lr * 0.5
+                for sched, old in zip(self.schedulers.values(), bases):
+                    if old:
+                        sched.base_lrs = [lr * 0.5 for lr in old]
                 print(f"{e}; rolled back to {path.name} and halved the learning rates", file=sys.stderr)
         if self.dist.main:
             from .report import write_report
@@ -426,6 +447,7 @@ class _Trainer:
                     if (t.eval_every and done % t.eval_every == 0) or last:
                         self.evaluate(done)
                     if done % t.checkpoint_every == 0 or last:
+                        self._check_losses(pending)  # a NaN loss not yet logged must not be saved
                         self.save(done)
         finally:
             self.bar.close()

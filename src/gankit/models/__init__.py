@@ -12,8 +12,10 @@ import torch
 from torch import Tensor
 
 from .cgan import CGAN
+from .cyclegan import CycleGAN
 from .dcgan import DCGAN
 from .gan import GAN
+from .seqgan import SeqGAN
 
 
 class GANModel(Protocol):
@@ -47,4 +49,4 @@ class GANModel(Protocol):
     #   get_extra_state / set_extra_state (nn.Module): state beyond parameters (replay buffers)
 
 
-MODELS: dict[str, type] = {"gan": GAN, "cgan": CGAN, "dcgan": DCGAN}
+MODELS: dict[str, type] = {"gan": GAN, "cgan": CGAN, "dcgan": DCGAN, "cyclegan": CycleGAN, "seqgan": SeqGAN}

@@ -1,0 +1,194 @@
+"""The image-quality benchmark: gan, cgan and conditional dcgan on real MNIST digits,
+each trained for the same CPU time budget, measured with gankit's own MNIST classifier
+as the feature network, next to the real-vs-real floor. Then the same on `digits`.
+
+    python benchmarks/quality.py                       # regenerates docs/benchmarks.md's table
+    python benchmarks/quality.py --budget-s 60 --digits-budget-s 20 --no-doc   # a quick look
+
+Protocol (MNIST): the 10,000 t10k digits of ../shared/data/mnist; the GANs train on the
+first 8,000 (`--set data.holdout=2000`), the last 2,000 are never trained on. The number
+of steps is set so that training takes `--budget-s` seconds of wall time on this machine
+(measured on a 40-step calibration run with the same settings). Every metric uses
+n = 2,000 generated samples against the 8,000 training digits as reference, so the floor
+(2,000 held-out real digits vs the same 8,000) has exactly the same sample counts — the
+smallest FID a perfect generator could expect here. The feature network is a small CNN
+fitted by `gankit fit-classifier` on all 10,000 digits (20% held out for its accuracy).
+Skips cleanly (exit 0) when ../shared/data is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADING = "## Image quality (MNIST)"
+
+MODELS = [  # (row name, model, extra CLI args)
+    ("gan", "gan", []),
+    ("cgan", "cgan", []),
+    ("dcgan (conditional)", "dcgan", ["--config", str(ROOT / "src/gankit/configs/dcgan-mnist.yaml")]),
+]
+
+
+def gankit(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "gankit", *args], check=True, cwd=ROOT)
+
+
+def _progress(run_dir: Path) -> tuple[int, float]:
+    """(step, seconds of training proper) of the newest training log row."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    last = [r for r in rows if "elapsed_s" in r and not r.get("eval")][-1]
+    return int(last["step"]), float(last["elapsed_s"])
+
+
+def train_for(model: str, extra: list[str], data: str, sets: list[str], budget_s: float, out: Path) -> dict:
+    """Train for about `budget_s` seconds of training time (the trainer's own clock, which
+    excludes start-up): a first short chunk measures the speed, then exact resumes extend
+    the run to the step count that fills the budget (re-measured after each chunk)."""
+    t0 = time.perf_counter()
+    common = ["--set", *sets, "train.log_every=25", "train.checkpoint_every=1000000"]
+    gankit("train", model, "--data", data, *extra, "--steps", "100", "--out", str(out), "--overwrite", *common,
+           "train.sample_every=1000000")
+    for _ in range(4):
+        step, elapsed = _progress(out)
+        target = int(budget_s * step / max(elapsed, 1e-6))
+        if elapsed >= 0.97 * budget_s or target <= step * 1.03:
+            break
+        target = min(target, step * 20)  # don't trust one short chunk with more than 20x
+        gankit("train", "--resume", str(out), "--steps", str(target), *common,
+               f"train.sample_every={max(target // 4, 1)}")
+    step, elapsed = _progress(out)
+    return {"steps": step, "train_s": round(elapsed, 1), "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def floor(data_cfg, clf: Path) -> dict:
+    """Real vs real: held-out digits against the training digits, same protocol as a GAN."""
+    from gankit.metrics.evaluate import feature_network, reference_features, score
+    net = feature_network(data_cfg.spec, str(clf), None)
+    train = reference_features(data_cfg, "train", net)
+    held = reference_features(data_cfg, "held_out", net)
+    out = score(train["features"], held["features"], held["logits"], held["labels"], net.num_classes)
+    return {**out, "n_fake": len(held["features"]), "n_real": len(train["features"])}
+
+
+def bench_data(name: str, data: str, holdout: int, n_eval: int, budget_s: float, clf: Path,
+               out: Path, images: Path | None, threads: int) -> list[dict]:
+    from gankit import load_run
+    from gankit.config import DataConfig
+    from gankit.data.transforms import save_grid
+    from gankit.metrics.evaluate import evaluate_run
+    sets = [f"data.holdout={holdout}", f"train.threads={threads}", "train.progress=false"]
+    rows = [{"data": name, "model": "real vs real (floor)", **floor(DataConfig(spec=data, size=32, holdout=holdout), clf)}]
+    for row, model, extra in MODELS:
+        run_dir = out / f"{name}-{model}"
+        info = train_for(model, extra, data, sets, budget_s, run_dir)
+        rec = evaluate_run(run_dir, features=str(clf), n=n_eval, batch_size=250, reference="train", seed=0, device="cpu")
+        rows.append({"data": name, "model": row, **info, **{k: v for k, v in rec.items() if k != "protocol"},
+                     "n_fake": rec["protocol"]["n_fake"], "n_real": rec["protocol"]["n_real"]})
+        if images is not None:
+            grid = load_run(run_dir).sample(100, seed=0)
+            save_grid(grid, images / f"quality-{name}-{model}.png", nrow=10)
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    f = lambda r, k, fmt: format(r[k], fmt) if isinstance(r.get(k), (int, float)) else "—"  # noqa: E731
+    lines = ["| data | model | steps (train s) | FID ↓ | KID ×10³ ↓ | precision ↑ | recall ↑ | IS | cond. accuracy ↑ |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        kid = f"{r['kid'] * 1e3:.1f}" if isinstance(r.get("kid"), float) else "—"
+        steps = f"{r['steps']} ({r['train_s']:.0f})" if "steps" in r else f"n={r['n_fake']} held-out"
+        acc = f(r, "accuracy", ".3f") if r["model"] != "gan" else "—"
+        lines.append(f"| {r['data']} | {r['model']} | {steps} | {f(r, 'fid', '.2f')} | {kid} | "
+                     f"{f(r, 'precision', '.3f')} | {f(r, 'recall', '.3f')} | {f(r, 'is', '.2f')} | {acc} |")
+    return "\n".join(lines)
+
+
+def write_doc(doc: Path, section: str) -> None:
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    doc.write_text(text, encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--budget-s", type=float, default=200, help="training seconds per MNIST model (default 200)")
+    p.add_argument("--digits-budget-s", type=float, default=60, help="training seconds per digits model")
+    p.add_argument("--n", type=int, default=2000, help="generated samples per MNIST evaluation")
+    p.add_argument("--classifier-epochs", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (leave cores for others)")
+    p.add_argument("--out", default=str(ROOT / "runs" / "quality"))
+    p.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    p.add_argument("--no-doc", action="store_true", help="print the table, leave docs/ alone")
+    p.add_argument("--skip-digits", action="store_true")
+    args = p.parse_args(argv)
+    mnist = Path(args.data_dir) / "mnist"
+    if not mnist.is_dir():
+        print(f"skipped: {mnist} not found (the MNIST quality benchmark needs ../shared/data/mnist)")
+        return 0
+    import torch
+    from gankit.metrics.classifier import fit_classifier
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = None if args.no_doc else ROOT / "docs" / "images"
+    if images:
+        images.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    clf = fit_classifier(f"mnist:{mnist}", out / "mnist-classifier.pt", epochs=args.classifier_epochs, size=32,
+                         seed=0, device="cpu")
+    rows = bench_data("mnist", f"mnist:{mnist}", 2000, args.n, args.budget_s, out / "mnist-classifier.pt",
+                      out, images, args.threads)
+    dclf = None
+    if not args.skip_digits:
+        dclf = fit_classifier("digits", out / "digits-classifier.pt", epochs=10, size=32, seed=0, device="cpu")
+        rows += bench_data("digits", "digits", 360, 360, args.digits_budget_s, out / "digits-classifier.pt",
+                           out, images, args.threads)
+    (out / "quality.json").write_text(json.dumps(rows, indent=1))
+    cmd = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = "\n".join([
+        HEADING, "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.processor() or platform.machine()} "
+        f"({torch.get_num_threads()} torch thread(s), CPU only, torch {torch.__version__}); whole benchmark "
+        f"{(time.time() - t0) / 60:.0f} min. Regenerate with `{cmd.strip()}`.", "",
+        table(rows), "",
+        "Protocol: "
+        f"MNIST = the 10,000 t10k digits; GANs train on the first 8,000 (`data.holdout=2000`) for "
+        f"~{args.budget_s:.0f} s of CPU wall time each (steps calibrated on this machine), shipped configs "
+        "(`gan`, `cgan`, `dcgan-mnist.yaml`), no EMA. Metrics: `gankit eval --features mnist-classifier.pt "
+        f"--n {args.n} --reference train` — {args.n} samples (conditional models: {args.n // 10} per label) against "
+        "the 8,000 training digits, all resized to 32x32. The floor row compares the 2,000 held-out real digits "
+        "with the same 8,000 (same counts), so it is what a perfect generator would score. Feature network: "
+        f"gankit's small CNN (`gankit fit-classifier`, 128-d penultimate features), held-out accuracy "
+        f"{clf['accuracy']:.4f}, sha256 `{clf['weights_sha256'][:12]}`. KID: cubic polynomial kernel, 100 subsets "
+        "of min(1000, n). Precision/recall: Kynkäänniemi et al. 2019, k=3. Conditional accuracy: the classifier's "
+        "accuracy on samples generated per label.",
+        *([f"`digits` rows: scikit-learn's 1,797 digits, last 360 held out, {args.digits_budget_s:.0f} s per model, "
+           f"n=360 vs the 1,437 training digits, with a digits classifier (held-out accuracy "
+           f"{dclf['accuracy']:.4f}, sha256 `{dclf['weights_sha256'][:12]}`)."] if dclf else []), "",
+        "These FIDs live in this classifier's feature space: they are comparable with each other and with reruns "
+        "of this script (same sha256), not with Inception FIDs from papers.", "",
+        "Final samples, 100 per model (conditional models: labels 0-9 left to right in every row), "
+        "MNIST then digits:", "",
+        " ".join(f"![{r} on MNIST](images/quality-mnist-{m}.png)" for r, m, _ in MODELS), "",
+        *([" ".join(f"![{r} on digits](images/quality-digits-{m}.png)" for r, m, _ in MODELS), ""] if dclf else []),
+    ])
+    print(table(rows))
+    if not args.no_doc:
+        write_doc(Path(args.doc), section)
+        print(f"wrote {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""`gankit eval RUN_DIR`: the figures papers report, with the protocol that produced them.
+
+Image runs: n samples from the run's newest checkpoint (EMA generator if any) are fed,
+with real reference images, through one feature network; FID, KID, IS and
+precision/recall are computed from the features, and for conditional models the
+classifier's accuracy on samples generated per label (n/num_classes per label, so the
+class mix is exactly balanced; these same samples feed every metric). Real images take
+the same route as generated ones: loaded at the run's size, then resized to the feature
+network's size — so resampling cannot masquerade as a quality gap.
+
+Reference features depend only on (data, split, size, feature-network sha256) and are
+cached under $GANKIT_CACHE_DIR (default ~/.cache/gankit)/reference/. Text runs (SeqGAN)
+and translation runs use their model's own `evaluate()` (NLL-oracle, BLEU, paired L1...).
+Every result is one record appended to RUN_DIR/metrics.jsonl with "eval": true, flat
+metric keys and a "protocol" dict, then the report is rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import GankitError
+from .features import ClassifierFeatures, InceptionFeatures, extract
+from .image import METRICS, accuracy
+
+REFERENCES = ("auto", "train", "held_out")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GANKIT_CACHE_DIR") or Path.home() / ".cache" / "gankit")
+
+
+def default_digits_classifier(device: str = "cpu") -> Path:
+    """The built-in `digits` data needs no --features: fit (once) and cache a classifier."""
+    from .classifier import fit_classifier
+    path = cache_dir() / "classifiers" / "digits-size32-seed0.pt"
+    if not path.is_file():
+        fit_classifier("digits", path, epochs=8, size=32, seed=0, device=device)
+    return path
+
+
+def feature_network(data_spec: str, features: str | None, inception: str | None, device="cpu") -> torch.nn.Module:
+    if inception:
+        return InceptionFeatures(inception, device)
+    if features:
+        return ClassifierFeatures(features, device)
+    if data_spec.split(":")[0].strip().lower() == "digits":
+        return ClassifierFeatures(default_digits_classifier(device), device)
+    raise GankitError(f"image runs on '{data_spec}' need a feature network: first "
+                      f"`gankit fit-classifier --data {data_spec} --out clf.pt`, then "
+                      "`gankit eval RUN_DIR --features clf.pt` (or --inception WEIGHTS.pth)")
+
+
+def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: int = 250) -> dict[str, Any]:
+    """Features/logits/labels of the real `split` ('train' | 'held_out') of `data_cfg`, cached."""
+    key = json.dumps({"spec": data_cfg.spec, "size": data_cfg.size, "channels": data_cfg.channels,
+                      "split": data_cfg.split, "limit": data_cfg.limit, "holdout": data_cfg.holdout,
+                      "reference": split, "features": net.sha256}, sort_keys=True)
+    path = cache_dir() / "reference" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
+    if path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if blob.get("key") == key:
+                return blob
+        except Exception:
+            pass  # a damaged cache entry is recomputed
+    from ..data import load_data
+    data = load_data(data_cfg, "image")
+    tensors = data.tensors if split == "train" else data.held_out
+    if tensors is None:
+        raise GankitError(f"--reference held_out: '{data_cfg.spec}' has no held-out split "
+                          "(train with --set data.holdout=N, or use --reference train)")
+    feats, logits = extract(net, tensors["image"], batch_size)
+    blob = {"key": key, "features": feats, "logits": logits, "labels": tensors.get("label"),
+            "source": str(data.info.get("source", data_cfg.spec))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return blob
+
+
+def score(real: torch.Tensor, fake: torch.Tensor, fake_logits: torch.Tensor | None = None,
+          labels: torch.Tensor | None = None, num_classes: int = 0, seed: int = 0) -> dict[str, float]:
+    """Every METRICS entry the inputs allow, merged into one flat dict."""
+    out: dict[str, float] = {}
+    for name, (fn, needs) in METRICS.items():
+        if needs == "features":
+            out.update(fn(real, fake, seed=seed) if name == "kid" else fn(real, fake))
+        elif needs == "logits" and fake_logits is not None:
+            out.update(fn(fake_logits))
+        elif needs == "labelled" and fake_logits is not None and labels is not None and num_classes:
+            out.update(accuracy(fake_logits, labels, num_classes))
+    return out
+
+
+def _generate(run, n: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n images (and their labels for conditional models), batch by batch with derived seeds."""
+    num_classes = int(getattr(run.model, "num_classes", 0) or 0)
+    plan = [(c, n // num_classes + (c < n % num_classes)) for c in range(num_classes)] if num_classes else [(None, n)]
+    images, labels, i = [], [], 0
+    for label, count in plan:
+        for start in range(0, count, batch_size):
+            b = min(batch_size, count - start)
+            images.append(run.sample(b, label=label, seed=seed * 1_000_003 + i).float().cpu())
+            if label is not None:
+                labels.append(torch.full((b,), label, dtype=torch.long))
+            i += 1
+    return torch.cat(images), (torch.cat(labels) if labels else None)
+
+
+def evaluate_run(run_dir: str | Path, features: str | None = None, inception: str | None = None, n: int = 10000,
+                 batch_size: int = 250, reference: str = "auto", seed: int = 0, device: str = "auto") -> dict:
+    from ..api import load_run
+    from ..models import MODELS
+    from ..report import write_report
+    from ..runs import RunDir
+    from ..trainer import pick_device
+    if reference not in REFERENCES:
+        raise GankitError(f"--reference must be one of {', '.join(REFERENCES)}, got '{reference}'")
+    if n < 4:
+        raise GankitError(f"--n must be at least 4 (precision/recall uses k=3 neighbours), got {n}")
+    cfg = RunDir(run_dir).config()
+    kind = MODELS[cfg.name].DATA_KIND if cfg.name in MODELS else None
+    dev = str(pick_device(device))
+    t0 = time.perf_counter()
+    if kind != "image":
+        run = load_run(run_dir, device=dev, with_data=True)
+        if not hasattr(run.model, "evaluate"):
+            raise GankitError(f"model '{cfg.name}' has no evaluate(); gankit eval measures image models "
+                              "with FID/KID/IS and others through their own evaluate()")
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in run.model.evaluate().items()}
+        record = {"step": run.step, "eval": True, **metrics,
+                  "protocol": {"command": "gankit eval", "model": cfg.name, "data": cfg.data.spec, "seed": seed,
+                               "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2)}}
+        return _log(run_dir, record, write_report)
+
+    run = load_run(run_dir, device=dev)
+    net = feature_network(cfg.data.spec, features, inception, dev)
+    split = "train" if reference == "auto" else reference
+    ref = reference_features(cfg.data, split, net, batch_size)
+    fake_images, labels = _generate(run, n, batch_size, seed)
+    fake, logits = extract(net, fake_images, batch_size)
+    num_classes = int(getattr(run.model, "num_classes", 0) or 0)
+    can_judge = num_classes and num_classes == getattr(net, "num_classes", 0) and labels is not None
+    metrics = score(ref["features"], fake, logits, labels if can_judge else None, num_classes, seed)
+    protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
+                "feature_network": net.name, "feature_sha256": net.sha256, "feature_dim": int(fake.shape[1]),
+                "n_fake": len(fake), "n_real": len(ref["features"]), "reference": split,
+                "reference_data": ref["source"], "data_spec": cfg.data.spec, "seed": seed,
+                "batch_size": batch_size, "generator": "ema" if cfg.train.ema else "G",
+                "per_label": bool(labels is not None), "kid": f"poly3 MMD^2, subsets of {metrics.get('kid_subset_size')}",
+                "precision_recall": "Kynkaenniemi et al. 2019, k=3",
+                "accuracy": "per label" if can_judge else "not measured (unconditional model or class mismatch)",
+                "eval_seconds": round(time.perf_counter() - t0, 2)}
+    if hasattr(net, "meta"):
+        protocol["feature_accuracy"] = net.meta.get("accuracy")
+    record = {"step": run.step, "eval": True, **metrics, "protocol": protocol}
+    return _log(run_dir, record, write_report)
+
+
+def _log(run_dir, record: dict, write_report) -> dict:
+    from ..runs import RunDir
+    RunDir(run_dir).log(record)
+    write_report(run_dir)
+    return record

@@ -1,0 +1,73 @@
+"""Text metrics: BLEU-n against a reference set, and distinct-n for diversity.
+
+BLEU here is the text-GAN benchmark protocol (SeqGAN / Texygen): every generated sentence
+is scored against the *whole* reference set as its references, sentence-level BLEU with
+uniform weights over 1..n-grams, NLTK's `SmoothingFunction().method1` (a zero n-gram match
+count becomes 0.1), the closest reference length for the brevity penalty, and 0 when no
+unigram matches (as NLTK does); the corpus score is the mean over sentences. It is an own
+implementation equal to `nltk.translate.bleu_score.sentence_bleu(refs, hyp, weights,
+smoothing_function=method1)`, made fast by precomputing, for every n-gram, its maximum
+count in any one reference (the clipping count) once for the reference set.
+
+NLL-oracle and NLL-test live with the model (they need the oracle and the generator).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+
+
+def _ngrams(words: list[str], n: int) -> Counter:
+    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+class BLEU:
+    """Precomputed clipping counts of a reference set; `score(hyps)` -> {bleu2: ..., ...}."""
+
+    def __init__(self, references: list[list[str]], max_n: int = 5):
+        self.max_n = max_n
+        self.max_counts: list[dict] = [{} for _ in range(max_n + 1)]
+        for ref in references:
+            for n in range(1, max_n + 1):
+                table = self.max_counts[n]
+                for g, c in _ngrams(ref, n).items():
+                    if c > table.get(g, 0):
+                        table[g] = c
+        self.ref_lens = sorted({len(r) for r in references})
+
+    def _closest_ref_len(self, c: int) -> int:
+        i = bisect.bisect_left(self.ref_lens, c)
+        near = self.ref_lens[max(i - 1, 0): i + 1]
+        return min(near, key=lambda r: (abs(r - c), r))
+
+    def sentence(self, hyp: list[str], n_max: int) -> float:
+        c = len(hyp)
+        if c == 0:
+            return 0.0
+        log_p = 0.0
+        for n in range(1, n_max + 1):
+            counts = _ngrams(hyp, n)
+            match = sum(min(k, self.max_counts[n].get(g, 0)) for g, k in counts.items())
+            total = max(sum(counts.values()), 1)
+            if match == 0:
+                if n == 1:
+                    return 0.0
+                log_p += math.log(0.1 / total) / n_max  # NLTK method1
+            else:
+                log_p += math.log(match / total) / n_max
+        r = self._closest_ref_len(c)
+        bp = 1.0 if c > r else math.exp(1 - r / c)
+        return bp * math.exp(log_p)
+
+    def score(self, hyps: list[list[str]], orders=(2, 3, 4, 5)) -> dict[str, float]:
+        return {f"bleu{n}": sum(self.sentence(h, n) for h in hyps) / max(len(hyps), 1) for n in orders}
+
+
+def distinct_n(sentences: list[list[str]], orders=(1, 2, 3)) -> dict[str, float]:
+    """Unique n-grams / all n-grams over the generated set (Li et al. 2016)."""
+    out = {}
+    for n in orders:
+        grams = [g for s in sentences for g in _ngrams(s, n).elements()]
+        out[f"distinct{n}"] = len(set(grams)) / max(len(grams), 1)
+    return out

@@ -1,0 +1,403 @@
+"""SeqGAN: an LSTM generator trained as a stochastic policy against a CNN discriminator.
+
+Yu, Zhang, Wang & Yu, "SeqGAN: Sequence Generative Adversarial Nets with Policy
+Gradient", AAAI 2017, with the paper's released code (LantaoYu/SeqGAN) as the defaults:
+G = embedding 32 + LSTM 32 + linear to the vocabulary, MLE pre-training with Adam 0.01
+and gradient-norm clip 5; rollout policy = a delayed copy of G (θ_roll ← 0.8·θ_roll +
+0.2·θ, embedding copied); N = 16 Monte-Carlo rollouts; reward Q(Y_1:t−1, y_t) = mean of
+D(completed sequence) for t < T and D(Y_1:T) at t = T; generator loss
+−Σ_t log G(y_t | Y_1:t−1)·Q (summed over batch and time, as in the released code).
+D = embedding 64, convolutions of widths [1..10, 15, 20] with [100, 200, 200, 200, 200,
+100 ×5, 160, 160] maps, max-over-time pooling, one highway layer, dropout (keep 0.75), a
+2-way softmax with L2 0.2 on that layer, Adam 1e-4.
+
+Schedule (phases; the trainer counts one step per entry):
+  mle          pretrain.g_epochs steps, one MLE epoch over the data each
+  pretrain_d   pretrain.d_rounds steps, each: fresh fakes, pretrain.d_epochs epochs of D
+  adversarial  train.steps rounds, each: g_steps PG updates, then d_steps × (fresh fakes,
+               d_epochs epochs of D); the rollout policy follows G after the G updates.
+With `model.mle_baseline` (oracle data) a copy of the pre-trained G keeps doing one MLE
+epoch per adversarial round, so NLL-oracle of "MLE continuing" and of SeqGAN from the same
+pre-trained generator are logged side by side (the paper's Figure 2).
+
+Speed (where SeqGAN implementations are slow): all N × (T−1) rollouts of a batch advance
+together, one batched LSTM step per time step from prefix states of one teacher-forced
+pass; completed sequences are scored in large D batches; sampling is exact inverse-CDF
+(cumsum + searchsorted), and NLL-oracle is batched over all samples.
+
+Departures: `train.grad_clip` (5.0 in the shipped configs) clips D's updates too, which the
+released code does not (with Adam this changes little). D's initialisation follows the
+released code (truncated normal 0.1, bias 0.1) except the highway layer (torch default).
+D drops filter widths longer than the sequence length (text with short sentences).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.text import OracleLSTM, decode, inverse_cdf_sample
+from ..errors import GankitError
+
+
+@dataclass
+class SeqGANConfig:
+    emb_dim: int = 32
+    """G token embedding"""
+    hidden_dim: int = 32
+    """G LSTM hidden units"""
+    temperature: float = 1.0
+    """sampling temperature of G (and of the rollouts)"""
+    rollouts: int = 16
+    """N: Monte-Carlo rollouts per prefix"""
+    rollout_update: float = 0.8
+    """rollout policy delay: theta_roll <- r*theta_roll + (1-r)*theta (embedding copied)"""
+    g_steps: int = 1
+    """policy-gradient updates of G per adversarial round"""
+    d_steps: int = 5
+    """D steps per round, each on freshly generated fakes"""
+    d_epochs: int = 3
+    """epochs k over the real+fake set per D step"""
+    d_samples: int = 10000
+    """fakes generated per D step (and as many reals)"""
+    d_batch_size: int = 64
+    d_emb_dim: int = 64
+    d_filter_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20])
+    d_num_filters: list[int] = field(default_factory=lambda: [100, 200, 200, 200, 200, 100, 100, 100, 100, 100,
+                                                              160, 160])
+    d_dropout_keep: float = 0.75
+    """keep probability of D's dropout"""
+    d_l2: float = 0.2
+    """L2 weight on D's output layer"""
+    eval_samples: int = 10000
+    """generated sequences for NLL-oracle (oracle data)"""
+    bleu_samples: int = 1000
+    """generated sentences scored with BLEU / distinct-n (text data)"""
+    mle_baseline: bool = True
+    """oracle data: also continue MLE on a copy of the pre-trained G during adversarial training"""
+
+    def validate(self):
+        if len(self.d_filter_sizes) != len(self.d_num_filters):
+            raise GankitError("model.d_filter_sizes and model.d_num_filters must have the same length")
+        if min(self.emb_dim, self.hidden_dim, self.rollouts, self.d_batch_size, self.d_samples) <= 0:
+            raise GankitError("model.emb_dim, hidden_dim, rollouts, d_batch_size, d_samples must be positive")
+        if not 0 <= self.rollout_update <= 1 or not 0 < self.d_dropout_keep <= 1 or self.temperature <= 0:
+            raise GankitError("model.rollout_update must be in [0,1], d_dropout_keep in (0,1], temperature > 0")
+
+
+@dataclass
+class PretrainConfig:
+    g_epochs: int = 120
+    """MLE pre-training epochs of G"""
+    d_rounds: int = 50
+    """D pre-training rounds, each on freshly generated fakes"""
+    d_epochs: int = 3
+    """epochs per D pre-training round"""
+    d_samples: int = 10000
+    """fakes generated per D pre-training round (and as many reals)"""
+
+
+class Generator(nn.Module):
+    """Embedding -> LSTM -> linear; the input at t = 0 is the start token."""
+
+    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, start_token: int = 0):
+        super().__init__()
+        self.start_token = start_token
+        self.emb = nn.Embedding(vocab_size, emb_dim)
+        self.lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        self.out = nn.Linear(hidden_dim, vocab_size)
+        for p in self.parameters():  # the released code: every variable ~ N(0, 0.1)
+            nn.init.normal_(p, std=0.1)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Teacher-forced logits (B, T, V) of tokens (B, T)."""
+        start = torch.full_like(tokens[:, :1], self.start_token)
+        h, _ = self.lstm(self.emb(torch.cat([start, tokens[:, :-1]], 1)))  # (B, T, H)
+        return self.out(h)
+
+    def log_prob(self, tokens: Tensor) -> Tensor:
+        """log G(y_t | Y_1:t-1), (B, T)."""
+        return torch.log_softmax(self(tokens).float(), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+    def step(self, x: Tensor, state):
+        """One LSTM step for tokens x (R,): logits (R, V) and the new state."""
+        h, state = self.lstm(self.emb(x).unsqueeze(1), state)
+        return self.out(h[:, 0]), state
+
+    @torch.no_grad()
+    def sample(self, n: int, seq_len: int, temperature: float = 1.0, u: Tensor | None = None) -> Tensor:
+        """n sequences (n, T); `u` (n, T) optional uniforms (fixed noise -> fixed samples)."""
+        dev = self.emb.weight.device
+        x = torch.full((n,), self.start_token, dtype=torch.long, device=dev)
+        state, out = None, []
+        for t in range(seq_len):
+            logits, state = self.step(x, state)
+            x = inverse_cdf_sample(logits / temperature, None if u is None else u[:, t].to(dev))
+            out.append(x)
+        return torch.stack(out, 1)
+
+
+class Discriminator(nn.Module):
+    """CNN over token embeddings: conv widths/maps, max-over-time, highway, dropout, 2-way out."""
+
+    def __init__(self, vocab_size: int, seq_len: int, cfg: SeqGANConfig):
+        super().__init__()
+        pairs = [(s, n) for s, n in zip(cfg.d_filter_sizes, cfg.d_num_filters) if s <= seq_len]
+        if not pairs:
+            raise GankitError(f"no D filter fits sequences of length {seq_len}")
+        total = sum(n for _, n in pairs)
+        self.emb = nn.Embedding(vocab_size, cfg.d_emb_dim)
+        self.convs = nn.ModuleList(nn.Conv1d(cfg.d_emb_dim, n, s) for s, n in pairs)
+        self.highway_h = nn.Linear(total, total)
+        self.highway_t = nn.Linear(total, total)
+        self.dropout = nn.Dropout(1 - cfg.d_dropout_keep)
+        self.out = nn.Linear(total, 2)
+        nn.init.uniform_(self.emb.weight, -1.0, 1.0)
+        for m in [*self.convs, self.out]:
+            nn.init.trunc_normal_(m.weight, std=0.1, a=-0.2, b=0.2)
+            nn.init.constant_(m.bias, 0.1)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        e = self.emb(tokens).transpose(1, 2)  # (B, E, T)
+        h = torch.cat([F.relu(conv(e)).amax(-1) for conv in self.convs], 1)  # (B, sum maps)
+        t = torch.sigmoid(self.highway_t(h))
+        h = t * F.relu(self.highway_h(h)) + (1 - t) * h
+        return self.out(self.dropout(h))  # (B, 2) logits: fake, real
+
+    def l2(self) -> Tensor:
+        return (self.out.weight.square().sum() + self.out.bias.square().sum()) / 2  # tf.nn.l2_loss
+
+    @torch.no_grad()
+    def prob_real(self, tokens: Tensor, chunk: int = 8192) -> Tensor:
+        return torch.cat([torch.softmax(self(c).float(), -1)[:, 1] for c in tokens.split(chunk)])
+
+
+class SeqGAN(nn.Module):
+    Config = SeqGANConfig
+    DATA_KIND = "text"
+    PAPER = "Yu et al. 2017, SeqGAN: Sequence Generative Adversarial Nets with Policy Gradient"
+    EXTRA_SECTIONS = {"pretrain": PretrainConfig}
+
+    def __init__(self, cfg: SeqGANConfig, data, train):
+        super().__init__()
+        self.cfg, self.train_cfg = cfg, train
+        self.pretrain = PretrainConfig()  # the trainer replaces this with the run's `pretrain` section
+        info = data.info
+        self.data = data
+        self.vocab: list[str] | None = info.get("vocab")
+        self.seq_len, vocab_size = int(info["seq_len"]), int(info["vocab_size"])
+        start = int(info.get("start_token", 0))
+        self.G = Generator(vocab_size, cfg.emb_dim, cfg.hidden_dim, start)
+        self.rollout = copy.deepcopy(self.G).requires_grad_(False)
+        self.D = Discriminator(vocab_size, self.seq_len, cfg)
+        self.oracle = None
+        if info.get("oracle"):
+            o = info["oracle"]
+            self.oracle = OracleLSTM(vocab_size, o["emb_dim"], o["hidden_dim"], start)
+            if getattr(data, "oracle", None) is not None:
+                self.oracle.load_state_dict(data.oracle.state_dict())
+        self.G_mle = copy.deepcopy(self.G) if (self.oracle is not None and cfg.mle_baseline) else None
+        self.register_buffer("adv_started", torch.zeros((), dtype=torch.long))
+        self.phase = "adversarial"
+        self._bleu = None
+
+    # ------------------------------------------------------------------ optimizers
+    def configure_optimizers(self):
+        t = self.train_cfg
+        betas = (t.beta1, t.beta2)
+        adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
+        # The released code keeps separate Adam states for MLE and for policy gradient.
+        self.opts = {"g_mle": adam(self.G.parameters(), t.lr), "g_adv": adam(self.G.parameters(), t.lr),
+                     "d": adam(self.D.parameters(), t.lr_d or t.lr)}
+        if self.G_mle is not None:
+            self.opts["g_base"] = adam(self.G_mle.parameters(), t.lr)
+        return self.opts
+
+    def phases(self, steps: int):
+        p = self.pretrain
+        return [(name, n) for name, n in [("mle", p.g_epochs), ("pretrain_d", p.d_rounds),
+                                           ("adversarial", steps)] if n > 0]
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch, update):
+        if self.phase == "mle":
+            return {"loss_mle": self.mle_epoch(self.G, "g_mle", update)}
+        if self.phase == "pretrain_d":
+            return {"loss_d": self.train_d(update, self.pretrain.d_samples, self.pretrain.d_epochs)}
+        if self.phase != "adversarial":
+            raise GankitError(f"unknown SeqGAN phase '{self.phase}'")
+        if not self.adv_started:
+            self.start_adversarial()
+        out = {}
+        for _ in range(self.cfg.g_steps):
+            y = self.G.sample(self.train_cfg.batch_size, self.seq_len, self.cfg.temperature)  # (B, T)
+            q = self.rewards(y)  # (B, T)
+            loss_g = -(self.G.log_prob(y) * q).sum()
+            update("g_adv", loss_g)
+            out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean()}
+        self.update_rollout()
+        for _ in range(self.cfg.d_steps):
+            out["loss_d"] = self.train_d(update, self.cfg.d_samples, self.cfg.d_epochs)
+        if self.G_mle is not None:
+            out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", update)
+        return out
+
+    @torch.no_grad()
+    def start_adversarial(self):
+        """The rollout policy and the MLE baseline both start from the pre-trained G."""
+        self.rollout.load_state_dict(self.G.state_dict())
+        if self.G_mle is not None:
+            self.G_mle.load_state_dict(self.G.state_dict())
+            self.opts["g_base"].load_state_dict(self.opts["g_mle"].state_dict())
+        self.adv_started.fill_(1)
+
+    @torch.no_grad()
+    def update_rollout(self):
+        r = self.cfg.rollout_update
+        for (name, p_roll), p in zip(self.rollout.named_parameters(), self.G.parameters()):
+            if name.startswith("emb."):
+                p_roll.copy_(p)  # the released code copies the embedding outright
+            else:
+                p_roll.lerp_(p, 1 - r)
+
+    def mle_epoch(self, G: Generator, opt: str, update) -> Tensor:
+        tokens = self.data.tensors["tokens"]
+        bs = min(self.train_cfg.batch_size, len(tokens))
+        perm = torch.randperm(len(tokens), device=tokens.device)
+        total = torch.zeros((), device=tokens.device)
+        n = len(tokens) // bs
+        for i in range(n):
+            y = tokens[perm[i * bs:(i + 1) * bs]]
+            loss = F.cross_entropy(G(y).flatten(0, 1).float(), y.flatten())
+            update(opt, loss)
+            total += loss.detach()
+        return total / n
+
+    def train_d(self, update, n_fake: int, epochs: int) -> Tensor:
+        """Fresh fakes + as many reals, `epochs` passes of D in shuffled minibatches."""
+        real_all = self.data.tensors["tokens"]
+        fake = self.G.sample(n_fake, self.seq_len, self.cfg.temperature)
+        pick = (torch.randperm(len(real_all), device=real_all.device)[:n_fake] if n_fake <= len(real_all)
+                else torch.randint(len(real_all), (n_fake,), device=real_all.device))
+        x = torch.cat([real_all[pick], fake])
+        labels = torch.cat([torch.ones(n_fake), torch.zeros(n_fake)]).long().to(x.device)
+        bs = min(self.cfg.d_batch_size, len(x))
+        total, count = torch.zeros((), device=x.device), 0
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), device=x.device)
+            for i in range(len(x) // bs):
+                idx = perm[i * bs:(i + 1) * bs]
+                loss = F.cross_entropy(self.D(x[idx]).float(), labels[idx]) + self.cfg.d_l2 * self.D.l2()
+                update("d", loss)
+                total += loss.detach()
+                count += 1
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def rollout_sequences(self, y: Tensor, u: Tensor | None = None) -> Tensor:
+        """All N × (T−1) completions of y (B, T) by the rollout policy, batched.
+
+        Returns (T−1, N, B, T): entry [g−1, n] keeps y's first g tokens and samples the rest.
+        Row order (g, n, b). Group g needs T−g tokens, so at continuation step k the groups
+        still running are a prefix of the rows: each step is one LSTM call on a slice.
+        `u` (T−1, N·B, T): optional uniforms, u[g−1, n·B+b, p] drives position p.
+        """
+        B, T = y.shape
+        N, R, G1 = self.cfg.rollouts, self.rollout, T - 1
+        # Prefix pass: the state after reading start, y_1..y_g, for g = 1..T-1.
+        inputs = torch.cat([torch.full_like(y[:, :1], R.start_token), y[:, :-1]], 1)
+        hs, cs, state = [], [], None
+        for t in range(T):
+            _, state = R.lstm(R.emb(inputs[:, t]).unsqueeze(1), state)
+            hs.append(state[0])
+            cs.append(state[1])
+        rep = lambda s: torch.stack(s[1:]).unsqueeze(1).expand(G1, N, B, -1).reshape(1, G1 * N * B, -1)  # noqa: E731
+        h, c = rep([x[0] for x in hs]), rep([x[0] for x in cs])  # (1, G1*N*B, H)
+        seqs = y.expand(G1, N, B, T).reshape(G1, N * B, T).clone()
+        ar = torch.arange(G1, device=y.device)
+        logits = R.out(h[0])
+        for k in range(G1):  # group g samples position g + k (0-indexed) at step k
+            active = G1 - k
+            rows = active * N * B
+            uk = None if u is None else u[ar[:active], :, ar[:active] + 1 + k].reshape(-1)
+            tok = inverse_cdf_sample(logits[:rows] / self.cfg.temperature, uk)  # (rows,)
+            seqs[ar[:active], :, ar[:active] + 1 + k] = tok.view(active, N * B)
+            if k < G1 - 1:
+                nxt = (active - 1) * N * B
+                logits, (h, c) = R.step(tok[:nxt], (h[:, :nxt].contiguous(), c[:, :nxt].contiguous()))
+        return seqs.view(G1, N, B, T)
+
+    @torch.no_grad()
+    def rewards(self, y: Tensor, u: Tensor | None = None) -> Tensor:
+        """Q (B, T): mean D over the N rollouts for t < T, D(y) at t = T (D without dropout)."""
+        B, T = y.shape
+        seqs = self.rollout_sequences(y, u)  # (T-1, N, B, T)
+        was_training = self.D.training
+        self.D.eval()
+        p = self.D.prob_real(torch.cat([seqs.reshape(-1, T), y]))
+        self.D.train(was_training)
+        q = p[:-B].view(T - 1, self.cfg.rollouts, B).mean(1).T  # (B, T-1)
+        return torch.cat([q, p[-B:, None]], 1)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def nll_oracle(self, n: int | None = None, G: Generator | None = None) -> float:
+        """Mean per-token NLL under the oracle of n sequences sampled from G (batched)."""
+        if self.oracle is None:
+            raise GankitError("NLL-oracle needs oracle data (--data oracle[:PARAMS.npz])")
+        G = G or self.G
+        n = n or self.cfg.eval_samples
+        samples = torch.cat([G.sample(min(5000, n - i), self.seq_len, self.cfg.temperature)
+                             for i in range(0, n, 5000)])
+        return self.oracle.nll(samples)
+
+    @torch.no_grad()
+    def nll(self, tokens: Tensor, G: Generator | None = None) -> float:
+        G = G or self.G
+        return sum(-G.log_prob(c).sum().item() for c in tokens.split(2000)) / tokens.numel()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        out = {}
+        if self.oracle is not None:
+            out["nll_oracle"] = self.nll_oracle()
+            if self.G_mle is not None and self.adv_started:
+                out["nll_oracle_mle_baseline"] = self.nll_oracle(G=self.G_mle)
+        held = getattr(self.data, "held_out", None)
+        if held and "tokens" in held:
+            out["nll_test"] = self.nll(held["tokens"].to(self.device))
+        refs = getattr(self.data, "references", None)
+        if self.vocab is not None and refs:
+            from ..metrics.text import BLEU, distinct_n
+            if self._bleu is None:
+                self._bleu = BLEU(refs, 5)
+            hyps = [s.split() for s in self.sample(self.cfg.bleu_samples)]
+            out |= self._bleu.score(hyps) | distinct_n(hyps)
+        return out
+
+    # ------------------------------------------------------------------ samples
+    def fixed_inputs(self, n: int, generator: torch.Generator):
+        return {"u": torch.rand(n, self.seq_len, generator=generator)}
+
+    def _decode(self, tokens: Tensor) -> list[str]:
+        if self.vocab is None:  # oracle: token ids
+            return [" ".join(map(str, row)) for row in tokens.tolist()]
+        return [decode(row, self.vocab) for row in tokens.tolist()]
+
+    @torch.no_grad()
+    def render(self, fixed) -> list[str]:
+        u = fixed["u"]
+        return self._decode(self.G.sample(len(u), self.seq_len, self.cfg.temperature, u))
+
+    @torch.no_grad()
+    def sample(self, n: int, label: int | None = None) -> list[str]:
+        if label is not None:
+            raise GankitError("seqgan is unconditional; --label does not apply")
+        return self._decode(self.G.sample(n, self.seq_len, self.cfg.temperature))
+
+    @property
+    def device(self):
+        return self.G.emb.weight.device

@@ -1,0 +1,102 @@
+"""The identities of Goodfellow et al. 2014 (Prop. 1, Thm. 1) on known densities, and
+`gankit theory` writing its figures."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gankit.theory import jsd, jsd_bound, kde_on_grid, optimal_discriminator, toy, value, value_at_optimum
+from gankit.theory.core import gaussian_pdf
+
+X = np.linspace(-15, 15, 30001)[:, None]
+DX = float(X[1, 0] - X[0, 0])
+
+
+def normal(mean, std):
+    return gaussian_pdf(X, [mean], std)
+
+
+def test_equal_densities_give_half_and_minus_log4():
+    p = normal(0.0, 1.0)
+    assert np.allclose(optimal_discriminator(p, p), 0.5)
+    assert value_at_optimum(p, p, DX) == pytest.approx(-math.log(4), abs=1e-6)
+    assert jsd(p, p, DX) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_optimal_discriminator_of_two_gaussians_is_a_logistic():
+    # N(a, 1) vs N(b, 1): D*(x) = sigmoid((a - b) x + (b^2 - a^2) / 2), exactly.
+    a, b = 1.0, -0.5
+    x = X[:, 0]
+    expected = 1 / (1 + np.exp(-((a - b) * x + (b * b - a * a) / 2)))
+    got = optimal_discriminator(normal(a, 1.0), normal(b, 1.0))
+    mask = (normal(a, 1.0) + normal(b, 1.0)) > 1e-200
+    assert np.allclose(got[mask], expected[mask], atol=1e-9)
+
+
+def test_value_at_optimum_is_minus_log4_plus_2_jsd():
+    for (m1, s1), (m2, s2) in [((0, 1), (2, 1)), ((0, 1), (0, 3)), ((-3, 0.5), (4, 2))]:
+        p, q = normal(m1, s1), normal(m2, s2)
+        assert value_at_optimum(p, q, DX) == pytest.approx(jsd_bound(p, q, DX), abs=1e-8)
+
+
+def test_any_discriminator_does_worse_than_dstar():
+    p, q = normal(0, 1), normal(1.5, 1)
+    best = value_at_optimum(p, q, DX)
+    for d in (np.full_like(p, 0.5), optimal_discriminator(p, q) ** 2, 1 / (1 + np.exp(-X[:, 0]))):
+        assert value(d, p, q, DX) <= best + 1e-12
+
+
+def test_jsd_symmetric_bounded_and_log2_for_disjoint_supports():
+    p, q = normal(0, 1), normal(1, 2)
+    assert jsd(p, q, DX) == pytest.approx(jsd(q, p, DX), abs=1e-12)
+    assert 0 < jsd(p, q, DX) < math.log(2)
+    far = jsd(normal(-10, 0.3), normal(10, 0.3), DX)
+    assert far == pytest.approx(math.log(2), abs=1e-6)
+    assert value_at_optimum(normal(-10, 0.3), normal(10, 0.3), DX) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_jsd_of_equal_variance_gaussians_matches_monte_carlo():
+    # Independent check of the grid integral: JSD = E_p[log 2p/(p+q)]/2 + E_q[log 2q/(p+q)]/2 by sampling.
+    rng = np.random.default_rng(0)
+    xp, xq = rng.normal(0, 1, 400_000), rng.normal(1, 1, 400_000)
+    pdf = lambda x, m: np.exp(-0.5 * (x - m) ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    mc = 0.5 * np.mean(np.log(2 * pdf(xp, 0) / (pdf(xp, 0) + pdf(xp, 1)))) + \
+        0.5 * np.mean(np.log(2 * pdf(xq, 1) / (pdf(xq, 0) + pdf(xq, 1))))
+    assert jsd(normal(0, 1), normal(1, 1), DX) == pytest.approx(mc, abs=3e-3)
+
+
+@pytest.mark.parametrize("name", ["mixture1d", "ring2d"])
+def test_toy_density_integrates_to_one_and_kde_recovers_it(name):
+    mix = toy(name)
+    grid, dx = mix.grid()
+    p = mix.pdf(grid)
+    assert p.sum() * dx == pytest.approx(1.0, abs=1e-3)
+    est = kde_on_grid(mix.sample(100_000, np.random.default_rng(0)), mix, bandwidth=mix.std / 4)
+    assert jsd(p, est, dx) < 0.02
+
+
+def test_mode_shares_count_a_collapsed_generator():
+    mix = toy("ring2d")
+    rng = np.random.default_rng(0)
+    shares, near = mix.mode_shares(mix.means[0] + mix.std * rng.standard_normal((1000, 2)))
+    assert shares[0] > 0.95 and shares[1:].sum() == 0 and near > 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("toy_name", ["mixture1d", "ring2d"])
+def test_gankit_theory_writes_figures_and_summary(tmp_path, toy_name):
+    out = tmp_path / "theory"
+    subprocess.run([sys.executable, "-m", "gankit", "theory", "--out", str(out), "--steps", "50", "--toy", toy_name],
+                   check=True, capture_output=True)
+    for name in ("d_vs_dstar.png", "value_vs_jsd.png", "density.png", "modes.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checks"]["max |V(G,D*) - (-log 4 + 2 JSD)| over snapshots"] < 1e-6
+    assert summary["checks"]["V(G,D) <= V(G,D*) at every snapshot"] is True
+    assert all(r["value"] <= r["bound"] + 1e-9 for r in summary["snapshots"])
+    assert "summary" not in (out / "report.html").read_text() or (out / "report.html").stat().st_size > 0
