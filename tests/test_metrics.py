@@ -122,10 +122,9 @@ def test_inception_path_is_optional(tmp_path):
 
 
 @pytest.mark.slow
-def test_gankit_eval_end_to_end_on_a_tiny_cgan(tmp_path, monkeypatch):
-    env = {"GANKIT_CACHE_DIR": str(tmp_path / "cache"), "PATH": "", "OMP_NUM_THREADS": "1"}
+def test_gankit_eval_end_to_end_on_a_tiny_cgan(tmp_path):
     import os
-    env = {**os.environ, **env}
+    env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
     cli = [sys.executable, "-m", "gankit"]
     subprocess.run(cli + ["train", "cgan", "--data", "digits", "--steps", "30", "--out", str(run), "--set",
@@ -149,3 +148,11 @@ def test_gankit_eval_end_to_end_on_a_tiny_cgan(tmp_path, monkeypatch):
     assert protocol["seed"] == 0 and protocol["per_label"] is True
     assert "protocol" in (run / "report.html").read_text()
     assert any((tmp_path / "cache" / "reference").glob("*.pt"))  # reference statistics cached
+
+
+def test_quality_benchmark_skips_without_shared_data(tmp_path):
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+    done = subprocess.run([sys.executable, str(script), "--data-dir", str(tmp_path / "absent")],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("skipped")

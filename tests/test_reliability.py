@@ -102,9 +102,10 @@ def test_sigkill_at_random_points_loses_at_most_one_interval(tmp_path, capsys):
         state, path = RunDir(run).latest()
         assert state["step"] >= logged - every, (state["step"], logged, path)
         assert state["step"] < steps, "the run finished before it was killed; make it longer"
-    code, err = run_cli(["train", "--resume", str(run)], capsys)  # in-process: saves a start-up
+    final = RunDir(run).latest()[0]["step"] + 10  # a few more steps are enough to show it goes on
+    code, err = run_cli(["train", "--resume", str(run), "--steps", str(final)], capsys)  # in-process
     assert code == 0 and "resuming" in err
-    assert ckpt_step(run / "checkpoints" / "last.pt") == steps
+    assert ckpt_step(run / "checkpoints" / "last.pt") == final
     assert not list((run / "checkpoints").glob(".*")), "temporary files left behind"
 
 
@@ -407,3 +408,23 @@ def test_run_dir_that_is_a_file(tmp_path, capsys):
     (tmp_path / "run").write_text("x")
     code, err = run_cli(train_args(tmp_path / "run", 10), capsys)
     assert code == 2 and "is not a directory" in err and str(tmp_path / "run") in err
+
+
+def test_last_k_checkpoints_are_kept(tmp_path):
+    run = tmp_path / "run"
+    assert main(train_args(run, 50, 10, 5, "train.keep_checkpoints=2")) == 0
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["last.pt", "step_0000040.pt", "step_0000050.pt"]
+    assert ckpt_step(run / "checkpoints" / "last.pt") == 50
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    """--overwrite pointed at, say, the data folder must not delete its samples/ subfolder."""
+    d = tmp_path / "photos"
+    (d / "samples").mkdir(parents=True)
+    (d / "samples" / "keep.png").write_bytes(b"x")
+    code, err = run_cli(train_args(d, 10) + ["--overwrite"], capsys)
+    assert code == 2
+    assert err.strip() == (f"error: {d} is not empty and is not a gankit run directory (no config.yaml); "
+                           "--overwrite only replaces runs, choose another --out")
+    assert (d / "samples" / "keep.png").exists()

@@ -28,9 +28,13 @@ REFERENCE: dict[str, dict[str, Any]] = {
     "gan": {"batch": 128, "set": ["data.size=28", "data.channels=1"]},
     "cgan": {"batch": 64, "set": ["data.size=32", "data.channels=1", "model.loss=lsgan"]},
     "dcgan": {"batch": 128, "set": ["model.channels=128", "data.size=64", "data.channels=3"]},
-    "cyclegan": {"batch": 1, "set": ["data.size=128"]},
-    "seqgan": {"batch": 64, "set": []},
+    "cyclegan": {"batch": 1, "set": ["data.size=128", "model.n_blocks=9"]},
+    # the oracle setting; the adversarial step alone (G's rollouts, rewards and update: no
+    # D epochs, no MLE baseline), as the reference times it
+    "seqgan": {"batch": 64, "set": ["data.spec=oracle", "model.d_steps=0", "model.mle_baseline=false"],
+               "phase": "adversarial"},
 }
+PHASES = {"pretrain": "mle"}  # bench phase name -> the model's phase name
 QUIET = ["train.progress=false"]
 
 
@@ -80,11 +84,12 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     reals = getattr(net, "reals_per_step", 1)
     net.train()
 
+    phase = phase or ref.get("phase")
     if phase is not None:
         if not hasattr(net, "phases"):
             raise GankitError(f"--phase is for models with phases (seqgan); {model} has none")
         names = [name for name, _ in net.phases(t.steps)] + (["nll"] if hasattr(net, "evaluate") else [])
-        if phase not in names:
+        if PHASES.get(phase, phase) not in names:
             raise GankitError(f"{model} has no phase '{phase}' (have: {', '.join(names)})")
 
     if phase == "nll":
@@ -93,10 +98,10 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
             with torch.no_grad():
                 net.evaluate()
             net.train()
-        samples = int(getattr(cfg.data, "num_samples", 0) or t.batch_size)
+        samples = int(getattr(cfg.model, "eval_samples", 0) or t.batch_size)
     else:
         if phase is not None:
-            net.phase = phase
+            net.phase = PHASES.get(phase, phase)
         batches = data.batches(t.batch_size * reals, t.seed)
 
         def step() -> None:
@@ -104,6 +109,9 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
             with autocast:
                 net.train_step(batch_, update)
         samples = t.batch_size
+        if phase == "pretrain":  # one MLE epoch over the training sequences
+            n = len(next(iter(data.tensors.values())))
+            samples = n // min(t.batch_size, n) * min(t.batch_size, n)
 
     info = {"model": model, "device": str(dev), "batch": t.batch_size, "phase": phase,
             "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,

@@ -1,8 +1,8 @@
 """The `gankit` command: a thin layer mapping subcommands to library functions.
 
-User errors (GankitError) print one line on stderr and exit 2; a signal-stopped run exits
-130 (SIGINT) or 143 (SIGTERM) after saving; anything unexpected prints one line and exits
-1. `--debug` shows full tracebacks.
+User errors (GankitError, and OS errors such as a full disk) print one line on stderr and
+exit 2; a signal-stopped run exits 130 (SIGINT) or 143 (SIGTERM) after saving; anything
+unexpected prints one line and exits 1. `--debug` shows full tracebacks.
 """
 from __future__ import annotations
 
@@ -274,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    """The message on one line, whatever the user's input put in it (a newline in a key)."""
+    return str(e).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -290,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     except GankitError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if args.debug:
@@ -307,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not the user's fault: still one line unless --debug
         if args.debug:
             raise
-        print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)",
+              file=sys.stderr)
         return 1
 
 

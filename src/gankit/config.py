@@ -14,6 +14,7 @@ silently does nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -40,7 +41,7 @@ class DataConfig:
     holdout: int = 0
     """keep the last N examples out of training (for evaluation)"""
     strict: bool = False
-    """fail on a corrupt image instead of skipping it with a warning"""
+    """fail on a corrupt image or an over-long sentence instead of skipping/truncating it"""
     direction: str = "AtoB"
     """paired data: AtoB keeps the left half as domain A, BtoA swaps"""
     augment: bool = True
@@ -141,7 +142,10 @@ def coerce(value: Any, kind: Any, key: str) -> Any:
     if origin in (list, tuple):
         (item,) = typing.get_args(kind)[:1] or (Any,)
         if isinstance(value, str):
-            value = yaml.safe_load(value if value.strip().startswith("[") else f"[{value}]")
+            try:
+                value = yaml.safe_load(value if value.strip().startswith("[") else f"[{value}]")
+            except yaml.YAMLError:
+                raise GankitError(f"config key '{key}' expects a list like [1, 2], got {value!r}") from None
         if not isinstance(value, (list, tuple)):
             raise GankitError(f"config key '{key}' expects a list, got {value!r}")
         return [coerce(v, item, key) for v in value]
@@ -174,16 +178,17 @@ def coerce(value: Any, kind: Any, key: str) -> Any:
                     return int(as_float)
         raise GankitError(f"config key '{key}' expects an integer, got {value!r}")
     if kind is float:
-        if isinstance(value, bool):
-            raise GankitError(f"config key '{key}' expects a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise GankitError(f"config key '{key}' expects a number, got {value!r}")
+        if number is None or not math.isfinite(number):  # nan/inf would only surface as a NaN loss
+            raise GankitError(f"config key '{key}' expects a finite number, got {value!r}")
+        return number
     if kind is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -54,6 +54,14 @@ class Dist:
             g.copy_(flat[offset:offset + n].view_as(g))
             offset += n
 
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        """Copy rank 0's parameters and buffers to every rank (as DDP does when it wraps)."""
+        if not self.enabled:
+            return
+        with torch.no_grad():
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t.data, src=0)
+
     def any(self, flag: bool) -> bool:
         """True on every rank if `flag` is true on any rank (for stop requests)."""
         if not self.enabled:

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
     if not path.is_file():
         raise GankitError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a foreign pickle: the error below says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, crafted pickle, ...: all mean "not loadable"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GankitError(f"{path}: not a complete gankit checkpoint ({first[:200]})") from None
@@ -127,6 +130,9 @@ class RunDir:
         if self.path.exists() and any(self.path.iterdir()) and not overwrite:
             raise GankitError(f"run directory {self.path} already exists; use --resume {self.path} "
                               "to continue it or --overwrite to replace it")
+        if overwrite and self.path.exists() and any(self.path.iterdir()) and not self.exists():
+            raise GankitError(f"{self.path} is not empty and is not a gankit run directory (no config.yaml); "
+                              "--overwrite only replaces runs, choose another --out")
         if overwrite and self.path.exists():
             import shutil
             for sub in ("checkpoints", "samples", "tb", "figures"):

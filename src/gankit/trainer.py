@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .data import Dataset, load_data
+from .data import Dataset, load_data, resolve_paths
 from .data.transforms import save_grid
 from .distributed import Dist
 from .errors import DivergenceError, GankitError, Interrupted
@@ -122,6 +122,9 @@ def build_model(cfg: RunConfig, device: torch.device, dist: Dist | None = None) 
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     if t.sync_batchnorm and dist is not None and dist.enabled:
+        if device.type != "cuda":  # torch's SyncBatchNorm has no CPU kernel
+            raise GankitError("train.sync_batchnorm=true needs CUDA devices; on CPU each rank "
+                              "normalises with its own batch statistics (leave it false)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model, data
 
@@ -143,6 +146,9 @@ class Updater:
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params[name], self.grad_clip, foreach=True)
         opt.step()
+        # autocast caches bf16 copies of weights for the whole step; after a step they are
+        # stale (a second D update, or G through an updated D, would use the old weights)
+        torch.clear_autocast_cache()
 
 
 class _StopFlag:
@@ -204,9 +210,14 @@ class _Trainer:
             if dist.main:
                 print(f"resuming {self.run_dir.path} from {path.name} (step {self.resume_state['step']})",
                       file=sys.stderr)
-        torch.manual_seed(t.seed + dist.rank)
+        torch.manual_seed(t.seed)  # the same initial weights on every rank
 
+        if not resume:
+            resolve_paths(cfg.data)  # the saved config must not depend on today's cwd
         self.model, self.data = build_model(cfg, self.device, dist)
+        if dist.enabled:
+            dist.broadcast_module(self.model)
+            torch.manual_seed(t.seed + dist.rank)  # then different noise on each rank
         self.optimizers = self.model.configure_optimizers()
         self.reals_per_step = getattr(self.model, "reals_per_step", 1)
         steps = total_steps(cfg, self.data, dist.world, self.reals_per_step)
@@ -250,7 +261,12 @@ class _Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:  # e.g. `--resume RUN --set model.hidden=[512]`
+            detail = [l.strip() for l in str(e).splitlines() if l.strip()][1:2] or [str(e)[:200]]
+            raise GankitError(f"the checkpoint in {self.run_dir.checkpoints} does not fit this model "
+                              f"(a model.* or data.* key changed on resume?): {detail[0]}") from None
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():

@@ -17,7 +17,7 @@ from . import builtin, images, text
 from .dataset import Batch, Dataset
 from .transforms import random_crop_flip, resize, uint8_to_float
 
-__all__ = ["Batch", "Dataset", "DATASETS", "load_data", "parse_spec"]
+__all__ = ["Batch", "Dataset", "DATASETS", "load_data", "parse_spec", "resolve_paths"]
 
 
 def _split_holdout(tensors: dict, holdout: int, limit: int):
@@ -171,6 +171,15 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if name not in DATASETS:
         raise unknown("data set", name, DATASETS)
     return name, (arg or None)
+
+
+def resolve_paths(cfg: DataConfig) -> None:
+    """Make the paths in `cfg` absolute, so a run's saved config loads from any directory."""
+    name, _, arg = cfg.spec.partition(":")
+    if arg and not arg.strip().isdigit() and Path(arg).expanduser().exists():  # not `oracle:SEED`
+        cfg.spec = f"{name}:{Path(arg).expanduser().resolve()}"
+    if cfg.reference and Path(cfg.reference).expanduser().exists():
+        cfg.reference = str(Path(cfg.reference).expanduser().resolve())
 
 
 def load_data(cfg: DataConfig, expect_kind: str | None = None) -> Dataset:

@@ -6,8 +6,8 @@ The oracle (Yu et al. 2017, section "Synthetic data experiments") is an LSTM lan
 model with vocabulary 5000, embedding 32, hidden 32, start token 0, sequences of 20
 tokens. `oracle` or `oracle:SEED` draws its parameters from N(0, 1); `oracle:PARAMS.npz`
 loads given ones (array names in the shared data README: g_embeddings, Wi Ui bi, Wf Uf bf,
-Wog Uog bog, Wc Uc bc, Wo bo). It generates `data.num_samples` training sequences and as
-many held-out ones (for NLL-test). The oracle network itself rides along as
+Wog Uog bog, Wc Uc bc, Wo bo). It generates `data.num_samples` training sequences and up to
+5,000 held-out ones (for NLL-test). The oracle network itself rides along as
 `dataset.oracle` (an nn.Module); the SeqGAN model copies it into its own state so a
 checkpoint alone can compute NLL-oracle.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import DataConfig
@@ -33,15 +34,29 @@ DEFAULT_SEED = 88  # the paper code's SEED
 
 
 def inverse_cdf_sample(logits: Tensor, u: Tensor | None = None) -> Tensor:
-    """Exact categorical sample per row of `logits` (R, V) by inverse CDF: cumsum of the
-    unnormalised probabilities + searchsorted. ~5x faster than softmax + multinomial for a
-    5000-way vocabulary on CPU. `u` (R,) uniforms in [0, 1) (drawn if not given)."""
-    p = torch.exp(logits.float() - logits.max(-1, keepdim=True).values)
-    cdf = p.cumsum(-1)  # (R, V)
+    """Exact categorical samples, one per row of `logits` (R, V), by inverse CDF.
+
+    Two-level: pick a block of ~sqrt(V) tokens from the block sums' cumsum, then the token
+    inside the block from that block's cumsum (searchsorted both times). Sampling from a
+    5000-way softmax is SeqGAN's CPU hot spot; this beats softmax + multinomial ~5x and a
+    flat cumsum over V by ~1.5x. `u` (R,) uniforms in [0, 1) (drawn if not given)."""
+    R, V = logits.shape
+    p = torch.softmax(logits.float(), -1)
+    block = max(int(V ** 0.5), 1)
+    nb = -(-V // block)
+    if nb * block != V:
+        p = F.pad(p, (0, nb * block - V))
+    p = p.view(R, nb, block)
+    sums = p.sum(-1)  # (R, nb)
+    cdf = sums.cumsum(-1)
     if u is None:
-        u = torch.rand(len(logits), device=logits.device)
-    target = (u.to(cdf.dtype) * cdf[:, -1]).unsqueeze(1)
-    return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=logits.shape[-1] - 1)
+        u = torch.rand(R, device=logits.device)
+    target = u.to(cdf.dtype).unsqueeze(1) * cdf[:, -1:]  # (R, 1)
+    k = torch.searchsorted(cdf, target, right=True).clamp_(max=nb - 1)  # block index (R, 1)
+    rest = target - (cdf.gather(1, k) - sums.gather(1, k))
+    inner = p[torch.arange(R, device=p.device), k[:, 0]].cumsum(-1)  # (R, block)
+    j = torch.searchsorted(inner, rest, right=True).clamp_(max=block - 1)
+    return (k * block + j).squeeze(1).clamp_(max=V - 1)
 
 
 class OracleLSTM(nn.Module):
@@ -135,7 +150,7 @@ def load_oracle(path: str | None, cfg: DataConfig) -> Dataset:
     if n <= 0:
         raise GankitError(f"data.num_samples must be positive, got {n}")
     g = torch.Generator().manual_seed(seed)
-    train, test = oracle.sample(n, seq_len, g), oracle.sample(n, seq_len, g)
+    train, test = oracle.sample(n, seq_len, g), oracle.sample(min(n, 5000), seq_len, g)
     info = {"source": source, "vocab_size": oracle.emb.num_embeddings, "seq_len": seq_len, "start_token": 0,
             "oracle": {"emb_dim": oracle.emb.embedding_dim, "hidden_dim": oracle.lstm.hidden_size},
             "vocab": None}
@@ -202,6 +217,16 @@ def load_text(path: str, cfg: DataConfig) -> Dataset:
             raise GankitError(f"{path}: {len(sentences)} sentences are too few to hold out {k} as references")
         sentences, references = sentences[:-k], sentences[-k:]
     max_len = cfg.max_len or min(max(len(s) for s in sentences), 50)
+    too_long = sum(len(s) > max_len for s in sentences)
+    if too_long:  # never silently: say how many, and which key keeps them whole
+        longest = max(len(s) for s in sentences)
+        what = (f"{path}: {too_long} sentence(s) longer than data.max_len={max_len} words "
+                f"(the longest has {longest})")
+        if cfg.strict:
+            raise GankitError(f"{what}; raise data.max_len or drop data.strict to truncate them")
+        import warnings
+        warnings.warn(f"{what} were truncated (set data.max_len={longest} to keep them whole, "
+                      "or data.strict=true to fail)", stacklevel=2)
     seq_len = max_len + 1  # room for <end>
     vocab = build_vocab(sentences)
     info = {"source": f"text:{path}", "vocab_size": len(vocab), "seq_len": seq_len, "start_token": 0,

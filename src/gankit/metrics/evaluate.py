@@ -127,21 +127,13 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
     if n < 4:
         raise GankitError(f"--n must be at least 4 (precision/recall uses k=3 neighbours), got {n}")
     cfg = RunDir(run_dir).config()
-    kind = MODELS[cfg.name].DATA_KIND if cfg.name in MODELS else None
+    if cfg.name not in MODELS:
+        raise GankitError(f"{run_dir} is a '{cfg.name}' run, a model this gankit does not have")
+    kind = MODELS[cfg.name].DATA_KIND
     dev = str(pick_device(device))
     t0 = time.perf_counter()
     if kind != "image":
-        run = load_run(run_dir, device=dev, with_data=True)
-        if not hasattr(run.model, "evaluate"):
-            raise GankitError(f"model '{cfg.name}' has no evaluate(); gankit eval measures image models "
-                              "with FID/KID/IS and others through their own evaluate()")
-        with torch.no_grad():
-            metrics = {k: float(v) for k, v in run.model.evaluate().items()}
-        record = {"step": run.step, "eval": True, **metrics,
-                  "protocol": {"command": "gankit eval", "model": cfg.name, "data": cfg.data.spec, "seed": seed,
-                               "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2)}}
-        return _log(run_dir, record, write_report)
-
+        return _evaluate_own(run_dir, cfg, dev, seed, t0)
     run = load_run(run_dir, device=dev)
     net = feature_network(cfg.data.spec, features, inception, dev)
     split = "train" if reference == "auto" else reference
@@ -151,19 +143,36 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
     num_classes = int(getattr(run.model, "num_classes", 0) or 0)
     can_judge = num_classes and num_classes == getattr(net, "num_classes", 0) and labels is not None
     metrics = score(ref["features"], fake, logits, labels if can_judge else None, num_classes, seed)
+    kid_m, k = metrics.pop("kid_subset_size"), metrics.pop("pr_k")  # protocol, not results
     protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
                 "feature_network": net.name, "feature_sha256": net.sha256, "feature_dim": int(fake.shape[1]),
                 "n_fake": len(fake), "n_real": len(ref["features"]), "reference": split,
                 "reference_data": ref["source"], "data_spec": cfg.data.spec, "seed": seed,
                 "batch_size": batch_size, "generator": "ema" if cfg.train.ema else "G",
-                "per_label": bool(labels is not None), "kid": f"poly3 MMD^2, subsets of {metrics.get('kid_subset_size')}",
-                "precision_recall": "Kynkaenniemi et al. 2019, k=3",
+                "per_label": bool(labels is not None), "kid": f"cubic polynomial kernel MMD^2, 100 subsets of {kid_m}",
+                "precision_recall": f"Kynkaenniemi et al. 2019, k={k}",
                 "accuracy": "per label" if can_judge else "not measured (unconditional model or class mismatch)",
                 "eval_seconds": round(time.perf_counter() - t0, 2)}
     if hasattr(net, "meta"):
         protocol["feature_accuracy"] = net.meta.get("accuracy")
     record = {"step": run.step, "eval": True, **metrics, "protocol": protocol}
     return _log(run_dir, record, write_report)
+
+
+def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float) -> dict:
+    """Text / translation runs: the model's own evaluate() (NLL-oracle, BLEU, paired L1...)."""
+    from ..api import load_run
+    from ..report import write_report
+    run = load_run(run_dir, device=dev, with_data=True)
+    if not hasattr(run.model, "evaluate"):
+        raise GankitError(f"model '{cfg.name}' has no evaluate(); nothing to measure for its "
+                          f"{type(run.model).DATA_KIND} data")
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in run.model.evaluate().items()}
+    protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step, "data_spec": cfg.data.spec,
+                "seed": seed, "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2)}
+    return _log(run_dir, {"step": run.step, "eval": True, **metrics, "protocol": protocol}, write_report)
 
 
 def _log(run_dir, record: dict, write_report) -> dict:

@@ -99,16 +99,22 @@ def inception_score(logits: Tensor, splits: int = 10) -> dict[str, float]:
     return {"is": float(s.mean()), "is_std": float(s.std(unbiased=False)) if len(s) > 1 else 0.0}
 
 
-def _kth_radius(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
+def _rows(n_cols: int) -> int:
+    return max(1, 2 ** 25 // max(n_cols, 1))  # distance blocks of at most 32M floats (128 MB)
+
+
+def _kth_radius(x: Tensor, k: int) -> Tensor:
     """Distance from each row of x to its k-th nearest other row, (N,)."""
+    chunk = _rows(len(x))
     if len(x) <= k:
         raise GankitError(f"precision/recall with k={k} needs more than {k} samples per set, got {len(x)}")
     out = [torch.cdist(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), chunk)]
     return torch.cat(out)  # k + 1: the nearest "other" point skips the point itself (distance 0)
 
 
-def _inside(points: Tensor, centres: Tensor, radii: Tensor, chunk: int = 2048) -> Tensor:
+def _inside(points: Tensor, centres: Tensor, radii: Tensor) -> Tensor:
     """(N,) bool: is each point within radius of at least one centre."""
+    chunk = _rows(len(centres))
     out = [(torch.cdist(points[i:i + chunk], centres) <= radii[None]).any(1) for i in range(0, len(points), chunk)]
     return torch.cat(out)
 

@@ -26,7 +26,8 @@ def optimal_discriminator(p_data: np.ndarray, p_g: np.ndarray) -> np.ndarray:
 
 def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x * log(y) with 0 log(anything) = 0."""
-    return np.where(x > 0, x * np.log(np.where(x > 0, y, 1.0)), 0.0)
+    # y is floored at the smallest normal float: a denormal x can have an underflowed y = x/2
+    return np.where(x > 0, x * np.log(np.maximum(np.where(x > 0, y, 1.0), np.finfo(float).tiny)), 0.0)
 
 
 def kl(p: np.ndarray, q: np.ndarray, dx: float) -> float:

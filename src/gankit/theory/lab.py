@@ -42,7 +42,7 @@ def _snapshot(step, G, D, mix, grid, dx, p_data, z_dim, rng_t, n_kde=50_000):
     d_star = optimal_discriminator(p_data, p_g)
     weight = 0.5 * (p_data + p_g)  # where the mass is: D only matters there
     shares, near = mix.mode_shares(samples)
-    covered = int(np.sum(shares >= 0.25 * mix.weights * near))  # a mode holding >= 1/4 of its fair share
+    covered = int(np.sum(shares >= 0.25 * mix.weights))  # a mode holding >= 1/4 of its fair share of all samples
     rec = {"step": step, "value": value(d, p_data, p_g, dx), "value_at_dstar": value_at_optimum(p_data, p_g, dx),
            "jsd": jsd(p_data, p_g, dx), "d_dstar_l1": float(np.sum(np.abs(d - d_star) * weight) * dx),
            "modes_covered": covered, "near_mode_share": near, "mode_shares": shares.round(4).tolist()}
@@ -124,8 +124,10 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
         fig, axes = plt.subplots(2, len(pick), figsize=(3.6 * len(pick), 6.6), squeeze=False)
         ext = [mix.lo, mix.hi, mix.lo, mix.hi]
         for j, i in enumerate(pick):
-            for r, (key, title) in enumerate([("d", "learned D"), ("d_star", "D*")]):
-                im = axes[r, j].imshow(arrays[i][key].reshape(n, n), origin="lower", extent=ext, vmin=0, vmax=1,
+            mass = p_data + arrays[i]["p_g"]
+            shown = {"d": arrays[i]["d"], "d_star": np.where(mass > 1e-3 * mass.max(), arrays[i]["d_star"], np.nan)}
+            for r, (key, title) in enumerate([("d", "learned D"), ("d_star", "D* (blank: no mass)")]):
+                im = axes[r, j].imshow(shown[key].reshape(n, n), origin="lower", extent=ext, vmin=0, vmax=1,
                                        cmap="coolwarm")
                 axes[r, j].set_title(f"{title}, step {records[i]['step']}", fontsize=9)
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)

@@ -1,0 +1,172 @@
+"""gankit vs the reference implementations, side by side in one process.
+
+    python benchmarks/speed.py [--models gan cgan ...] [--reps 5] [--steps 3] [--write-docs]
+
+For every model: build gankit's training step (`gankit.bench.setup`, the trainer's own
+pieces) and the plain reference (`benchmarks/reference/*_ref.py`) on the same data, warm
+both up, then time them alternately — `reps` rounds of `steps` steps each — so load from
+other processes hits both alike. Reports medians, the ratio of samples/s (gankit ÷
+reference), FLOPs per step (torch.utils.flop_counter) and the achieved fraction of the
+fp32 matmul peak measured in the same run. Prints one JSON line per model.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gankit.bench import setup  # noqa: E402
+from gankit.errors import GankitError  # noqa: E402
+
+# What is measured: (label, gankit model, phase, gankit overrides, reference module, reference kwargs).
+# The gankit flags are the fastest configuration measured on the 2-core CPU (see docs/benchmarks.md).
+CASES = [
+    ("gan", "gan", None, [], "gan_ref", {}),
+    ("cgan", "cgan", None, [], "cgan_ref", {}),
+    ("dcgan", "dcgan", None, ["train.amp=true"], "dcgan_ref", {}),
+    ("cyclegan", "cyclegan", None, [], "cyclegan_ref", {}),
+    ("seqgan-pretrain", "seqgan", "pretrain", [], "seqgan_ref", {"phase": "pretrain"}),
+    ("seqgan-adversarial", "seqgan", "adversarial", [], "seqgan_ref", {"phase": "adversarial"}),
+    ("seqgan-nll", "seqgan", "nll", [], "seqgan_ref", {"phase": "nll"}),
+]
+TARGETS = {"cgan": 2.0, "dcgan": 1.5, "cyclegan": 1.3, "seqgan-adversarial": 10.0, "seqgan-nll": 5.0}
+
+
+def matmul_peak(n: int = 2048, dtype=torch.float32, reps: int = 5) -> float:
+    """Best-of GFLOP/s of an n x n matmul: the machine's practical fp32 (or bf16) peak."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def flops(step) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def time_steps(step, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def reference_data(data, ref_kw: dict) -> dict:
+    """The gankit data set's tensors, on the CPU, for the reference's DataLoader."""
+    t = {k: v.cpu() for k, v in data.tensors.items()}
+    if data.kind == "image":
+        return {"images": t["image"], **({"labels": t["label"]} if "label" in t else {})}
+    return {"data": data}
+
+
+def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int | None) -> dict:
+    label, model, phase, sets, ref_name, ref_kw = case
+    g_step, g_samples, info, data = setup(model, batch, "cpu", sets, phase)
+    ref = importlib.import_module(f"benchmarks.reference.{ref_name}")
+    r_step, r_samples = ref.build("cpu", **({"batch_size": batch} if batch else {}),
+                                  **reference_data(data, ref_kw), **ref_kw)
+    for _ in range(warmup):
+        g_step()
+        r_step()
+    g_flops, r_flops = flops(g_step), flops(r_step)
+    g_times, r_times = [], []
+    for _ in range(reps):  # interleaved: both see the same machine load
+        g_times += time_steps(g_step, steps)
+        r_times += time_steps(r_step, steps)
+    g_t, r_t = statistics.median(g_times), statistics.median(r_times)
+    g_sps, r_sps = g_samples / g_t, r_samples / r_t
+    flags = {k: info[k] for k in ("amp", "compile", "channels_last", "threads")}
+    return {"model": label, "batch": info["batch"], **flags,
+            "gankit_step_ms": round(g_t * 1e3, 2), "ref_step_ms": round(r_t * 1e3, 2),
+            "gankit_samples_per_s": round(g_sps, 2), "ref_samples_per_s": round(r_sps, 2),
+            "ratio": round(g_sps / r_sps, 2), "target": TARGETS.get(label),
+            "gankit_gflop_per_step": round(g_flops / 1e9, 3), "ref_gflop_per_step": round(r_flops / 1e9, 3),
+            "gankit_peak_frac": round(g_flops / g_t / 1e9 / peak, 3),
+            "ref_peak_frac": round(r_flops / r_t / 1e9 / peak, 3),
+            "reps": reps, "steps_per_rep": steps}
+
+
+def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
+    lines = ["## Speed", "",
+             f"Command: `{command}`  ",
+             "Machine: 2-core Xeon CPU (avx512_bf16), no GPU, shared with other jobs; "
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads.  ",
+             "Date: 2026-11-24.  ",
+             f"Measured matmul peak in the same run: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
+             f"bf16 {peak['bf16_gflops']:.0f} GFLOP/s.", "",
+             "gankit and the reference run alternately in one process (interleaved rounds, medians). "
+             "Peak fraction = counted FLOPs per step ÷ step time ÷ the fp32 matmul peak.", "",
+             "| model | batch | flags | gankit samples/s | reference samples/s | ratio | target | "
+             "gankit % fp32 peak | reference % fp32 peak |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['model']} | | | | | not run: {r['skipped']} | {r.get('target') or ''} | | |")
+            continue
+        flags = ", ".join(k for k in ("amp", "compile", "channels_last") if r[k]) or "fp32 eager"
+        flags = flags.replace("amp", "bf16 autocast")
+        lines.append(f"| {r['model']} | {r['batch']} | {flags} | {r['gankit_samples_per_s']} | "
+                     f"{r['ref_samples_per_s']} | **{r['ratio']}×** | {r['target'] or '–'}× | "
+                     f"{100 * r['gankit_peak_frac']:.0f}% | {100 * r['ref_peak_frac']:.0f}% |")
+    section = "\n".join(lines) + "\n"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    start = text.find("## Speed\n")
+    if start >= 0:  # replace the generated table, keep any notes after it (from '### ')
+        end = text.find("\n### ", start)
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", help="labels to run (default: all): " + " ".join(c[0] for c in CASES))
+    p.add_argument("--reps", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--steps", type=int, default=3, help="steps per round")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch-size", type=int, help="override every batch size (quick checks only)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra gankit overrides")
+    p.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
+    args = p.parse_args(argv)
+    peak = {"fp32_gflops": round(matmul_peak(), 1), "bf16_gflops": round(matmul_peak(dtype=torch.bfloat16), 1),
+            "threads": torch.get_num_threads()}
+    print(json.dumps({"peak": peak}), flush=True)
+    rows = []
+    for case in CASES:
+        if args.models and case[0] not in args.models:
+            continue
+        case = case[:3] + (case[3] + args.set,) + case[4:]
+        try:
+            row = run_case(case, args.reps, args.steps, args.warmup, peak["fp32_gflops"], args.batch_size)
+        except (GankitError, ImportError, AttributeError, TypeError) as e:
+            row = {"model": case[0], "skipped": f"{type(e).__name__}: {e}", "target": TARGETS.get(case[0])}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.write_docs:
+        write_docs(rows, peak, "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                   ROOT / "docs" / "benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""`gankit bench` prints one JSON line with the documented keys; every reference
+implementation in benchmarks/reference builds and runs a step at a tiny size."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"model", "device", "batch", "samples_per_s", "step_ms", "peak_mem_mb",
+        "amp", "compile", "channels_last", "threads"}
+
+
+def test_bench_prints_one_json_line(capsys):
+    assert cli(["bench", "gan", "--steps", "2", "--warmup", "1", "--batch-size", "16"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert KEYS <= result.keys()
+    assert result["model"] == "gan" and result["batch"] == 16 and result["samples_per_s"] > 0
+
+
+def test_bench_unknown_model_is_one_line_error(capsys):
+    assert cli(["bench", "nosuchgan", "--steps", "1"]) == 2
+    assert "not registered" in capsys.readouterr().err
+
+
+TINY_REF = {
+    "gan_ref": {"batch_size": 4},
+    "cgan_ref": {"batch_size": 4, "size": 8},
+    "dcgan_ref": {"batch_size": 4, "size": 64, "width": 4},  # the script is 64x64 only
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_REF))
+def test_reference_builds_and_steps(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    ref = importlib.import_module(f"benchmarks.reference.{name}")
+    step, samples = ref.build("cpu", **TINY_REF[name])
+    step()
+    step()
+    assert samples == TINY_REF[name]["batch_size"]

@@ -1,0 +1,214 @@
+"""SeqGAN: the oracle npz, rewards and batched rollouts, policy gradient, MLE, text
+vocabulary, and a CLI train + exact resume in the middle of adversarial training.
+Tiny synthetic oracles only; a few seconds on a CPU."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from gankit.cli import main as cli
+from gankit.config import DataConfig, build_config
+from gankit.data.text import ORACLE_ARRAYS, decode, encode, inverse_cdf_sample, load_oracle, load_text
+from gankit.errors import GankitError
+from gankit.models.seqgan import SeqGAN
+
+from conftest import SHARED_DATA
+
+V, E, H, T = 12, 4, 6, 6
+TINY = ["model.emb_dim=8", "model.hidden_dim=8", "model.rollouts=2", "model.d_emb_dim=8",
+        "model.d_filter_sizes=[1,2,3]", "model.d_num_filters=[4,4,4]", "model.d_samples=32", "model.d_steps=1",
+        "model.d_epochs=1", "model.eval_samples=64", "pretrain.g_epochs=1", "pretrain.d_rounds=1",
+        "pretrain.d_epochs=1", "pretrain.d_samples=32", f"data.max_len={T}", "data.num_samples=64",
+        "train.batch_size=8"]
+
+
+@pytest.fixture
+def oracle_npz(tmp_path):
+    g = np.random.default_rng(1)
+    shapes = {"g_embeddings": (V, E), "Wo": (H, V), "bo": (V,)}
+    for gate in ("i", "f", "og", "c"):
+        shapes |= {f"W{gate}": (E, H), f"U{gate}": (H, H), f"b{gate}": (H,)}
+    arrays = {k: g.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    path = tmp_path / "oracle.npz"
+    np.savez(path, **arrays)
+    return path, arrays
+
+
+def tiny_model(npz, extra=()):
+    cfg = build_config("seqgan", overrides=[*TINY, f"data.spec=oracle:{npz}", *extra])
+    data = load_oracle(str(npz), cfg.data)
+    model = SeqGAN(cfg.model, data, cfg.train)
+    model.pretrain = cfg.extra["pretrain"]
+    opts = model.configure_optimizers()
+
+    def update(name, loss):
+        opts[name].zero_grad()
+        loss.backward()
+        opts[name].step()
+    return model, update
+
+
+def test_oracle_npz_reproduces_hand_computed_logits(oracle_npz):
+    path, a = oracle_npz
+    data = load_oracle(str(path), DataConfig(num_samples=5, max_len=T))
+    assert data.tensors["tokens"].shape == (5, T) and data.held_out["tokens"].shape == (5, T)
+    tokens = np.array([[3, 0, 7, 11, 2, 5]])
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    h, c, x, want = np.zeros(H), np.zeros(H), a["g_embeddings"][0], []  # start token 0
+    for t in range(T):
+        i = sig(x @ a["Wi"] + h @ a["Ui"] + a["bi"])
+        f = sig(x @ a["Wf"] + h @ a["Uf"] + a["bf"])
+        o = sig(x @ a["Wog"] + h @ a["Uog"] + a["bog"])
+        c = f * c + i * np.tanh(x @ a["Wc"] + h @ a["Uc"] + a["bc"])
+        h = o * np.tanh(c)
+        want.append(h @ a["Wo"] + a["bo"])
+        x = a["g_embeddings"][tokens[0, t]]
+    got = data.oracle.logits(torch.as_tensor(tokens))[0].numpy()
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-4, atol=1e-4)
+
+
+def test_oracle_npz_errors(tmp_path, oracle_npz):
+    path, a = oracle_npz
+    with pytest.raises(GankitError, match="not found"):
+        load_oracle(str(tmp_path / "nope.npz"), DataConfig())
+    np.savez(tmp_path / "part.npz", **{k: a[k] for k in ORACLE_ARRAYS[:3]})
+    with pytest.raises(GankitError, match="missing oracle arrays"):
+        load_oracle(str(tmp_path / "part.npz"), DataConfig())
+
+
+def test_inverse_cdf_sampling_is_exact():
+    logits = torch.randn(1, 37) * 2
+    x = inverse_cdf_sample(logits.expand(100_000, 37))
+    freq = torch.bincount(x, minlength=37).float() / len(x)
+    assert (freq - torch.softmax(logits, -1)[0]).abs().max() < 0.01
+
+
+def test_rewards_shape_final_reward_and_batched_rollouts_match_step_by_step(oracle_npz):
+    model, _ = tiny_model(oracle_npz[0])
+    model.rollout.load_state_dict(model.G.state_dict())
+    B, N = 3, model.cfg.rollouts
+    y = model.G.sample(B, T)
+    q = model.rewards(y)
+    assert q.shape == (B, T) and ((q >= 0) & (q <= 1)).all()
+    model.D.eval()
+    torch.testing.assert_close(q[:, -1], model.D.prob_real(y))
+
+    # shared noise: the batched rollouts equal a plain loop over prefixes x rollouts x steps
+    u = torch.rand(T - 1, N * B, T)
+    batched = model.rollout_sequences(y, u)  # (T-1, N, B, T)
+    R = model.rollout
+    with torch.no_grad():
+        for g in range(1, T):
+            for n in range(N):
+                for b in range(B):
+                    x, state, seq = torch.tensor([R.start_token]), None, y[b, :g].tolist()
+                    for t in range(T):
+                        logits, state = R.step(x, state)
+                        if t >= g:
+                            tok = inverse_cdf_sample(logits, u[g - 1, n * B + b, t].view(1))
+                            seq.append(int(tok))
+                        x = torch.tensor([seq[t]])
+                    assert batched[g - 1, n, b].tolist() == seq, (g, n, b)
+
+
+def test_policy_gradient_raises_log_prob_of_rewarded_sequence(oracle_npz):
+    model, update = tiny_model(oracle_npz[0], ["model.d_steps=0", "model.mle_baseline=false",
+                                               "train.batch_size=32", "train.lr=0.1"])
+
+    class StartsWith3(torch.nn.Module):  # a "discriminator" that loves sequences starting with 3
+        def prob_real(self, tokens):
+            return (tokens[:, 0] == 3).float()
+    model.D = StartsWith3()
+    model.phase = "adversarial"
+    first = lambda: torch.log_softmax(model.G(torch.zeros(1, T, dtype=torch.long))[0, 0], -1)[3].item()  # noqa: E731
+    before = first()
+    for _ in range(5):
+        out = model.train_step({}, update)
+    assert first() > before + 0.5
+    assert torch.isfinite(out["loss_g"])
+
+
+def test_mle_lowers_nll_and_rollout_follows_g(oracle_npz):
+    model, update = tiny_model(oracle_npz[0])
+    held = model.data.held_out["tokens"]
+    before = model.nll(held)
+    for _ in range(5):
+        model.phase = "mle"
+        model.train_step({}, update)
+    assert model.nll(held) < before - 0.1
+    assert model.nll_oracle(64) > 0
+    model.start_adversarial()
+    with torch.no_grad():
+        for p in model.G.parameters():
+            p.add_(1.0)
+    model.update_rollout()  # θ_roll ← 0.8 θ_roll + 0.2 θ, embedding copied
+    torch.testing.assert_close(model.rollout.emb.weight, model.G.emb.weight)
+    torch.testing.assert_close(model.rollout.out.bias, model.G.out.bias - 0.8)
+
+
+def test_text_vocabulary_round_trip_unknown_words_and_blank_lines(tmp_path):
+    train = tmp_path / "train.txt"
+    train.write_bytes("\ufeffa cafe\u0301 by the sea\n\n   \nthe naïve dog runs\n\tdog\u3000sleeps \n".encode())
+    ref = tmp_path / "ref.txt"
+    ref.write_text("a dog by a zebra\n\n", encoding="utf-8")
+    data = load_text(str(train), DataConfig(reference=str(ref)))
+    vocab = data.info["vocab"]
+    assert vocab[:3] == ["<pad>", "<end>", "<unk>"] and "café" in vocab and "\u3000" not in "".join(vocab)
+    tokens = data.tensors["tokens"]
+    assert tokens.shape == (3, 6)  # blank lines skipped; longest line 5 words + <end>
+    assert [decode(row, vocab) for row in tokens] == ["a café by the sea", "the naïve dog runs", "dog sleeps"]
+    assert decode(data.held_out["tokens"][0], vocab) == "a dog by a <unk>"
+    assert data.references == [["a", "dog", "by", "a", "zebra"]]
+    assert encode([["sea", "sea", "sea", "sea", "sea", "sea", "sea"]], vocab, 4)[0, -1] == 1  # cut, then <end>
+    (tmp_path / "empty.txt").write_text("\n \n")
+    with pytest.raises(GankitError, match="no sentences"):
+        load_text(str(tmp_path / "empty.txt"), DataConfig())
+    with pytest.raises(GankitError, match="not found"):
+        load_text(str(tmp_path / "missing.txt"), DataConfig())
+
+
+def test_bleu_matches_hand_computed():
+    from gankit.metrics.text import BLEU, distinct_n
+    bleu = BLEU([["a", "b", "c", "d"], ["a", "b", "x"]], max_n=2)
+    # hyp "a b c": 1-grams 3/3, 2-grams 2/2, closest ref length 3 -> BP 1
+    assert bleu.sentence(["a", "b", "c"], 2) == pytest.approx(1.0)
+    # hyp "c a": 1-grams 2/2, 2-grams 0/1 -> method1 0.1/1; closest ref len 3 -> BP exp(1-3/2)
+    assert bleu.sentence(["c", "a"], 2) == pytest.approx(np.exp(1 - 1.5) * np.sqrt(1.0 * 0.1))
+    assert distinct_n([["a", "a", "b"]], (1,))["distinct1"] == pytest.approx(2 / 3)
+
+
+def test_cli_train_resume_mid_adversarial_and_sample(oracle_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "seqgan", "--data", f"oracle:{oracle_npz[0]}", "--out", str(run), "--steps", "4",
+            "--no-progress", "--set", *TINY, "train.log_every=1", "train.sample_every=2", "train.eval_every=3",
+            "train.checkpoint_every=2", "train.keep_checkpoints=5", "train.samples=4"]
+    assert cli(args) == 0  # phases: mle 1, pretrain_d 1, adversarial 4 -> 6 steps
+    straight = torch.load(run / "checkpoints" / "step_0000006.pt", weights_only=True)
+    evals = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert "nll_oracle_mle_baseline" in evals[-1] and "nll_test" in evals[-1]
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for p in [resumed / "checkpoints" / "step_0000006.pt", resumed / "checkpoints" / "last.pt"]:
+        p.unlink()
+    mid = torch.load(resumed / "checkpoints" / "step_0000004.pt", weights_only=True)
+    assert int(mid["model"]["adv_started"]) == 1  # two adversarial rounds done
+    assert cli(["train", "--resume", str(resumed), "--no-progress"]) == 0
+    final = torch.load(resumed / "checkpoints" / "step_0000006.pt", weights_only=True)
+    for k, v in straight["model"].items():
+        assert torch.equal(v, final["model"][k]), k
+
+    capsys.readouterr()
+    assert cli(["sample", str(run), "--n", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(len(line.split()) == T for line in lines)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "seqgan" / "oracle_lstm_params.npz").is_file(), reason="no shared data")
+def test_paper_oracle_loads():
+    data = load_oracle(str(SHARED_DATA / "seqgan" / "oracle_lstm_params.npz"), DataConfig(num_samples=50))
+    assert data.info["vocab_size"] == 5000 and data.tensors["tokens"].shape == (50, 20)
+    assert 0 < data.oracle.nll(data.held_out["tokens"]) < 10
