@@ -78,16 +78,20 @@ def reference_data(data, ref_kw: dict) -> dict:
     return {"data": data}
 
 
-def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int | None) -> dict:
+def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int | None,
+             budget_s: float) -> dict:
     label, model, phase, sets, ref_name, ref_kw = case
     g_step, g_samples, info, data = setup(model, batch, "cpu", sets, phase)
     ref = importlib.import_module(f"benchmarks.reference.{ref_name}")
     r_step, r_samples = ref.build("cpu", **({"batch_size": batch} if batch else {}),
                                   **reference_data(data, ref_kw), **ref_kw)
-    for _ in range(warmup):
+    g_flops, r_flops = flops(g_step), flops(r_step)  # the first warm-up step, counted
+    for _ in range(warmup - 1):
         g_step()
         r_step()
-    g_flops, r_flops = flops(g_step), flops(r_step)
+    # steps per round: as many as fit the time budget, at most `steps`
+    t_pair = sum(time_steps(g_step, 1) + time_steps(r_step, 1))
+    steps = max(1, min(steps, int(budget_s / (reps * t_pair))))
     g_times, r_times = [], []
     for _ in range(reps):  # interleaved: both see the same machine load
         g_times += time_steps(g_step, steps)
@@ -141,9 +145,10 @@ def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="labels to run (default: all): " + " ".join(c[0] for c in CASES))
-    p.add_argument("--reps", type=int, default=5, help="interleaved rounds")
-    p.add_argument("--steps", type=int, default=3, help="steps per round")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--reps", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--steps", type=int, default=5, help="steps per round, at most (fewer if over --budget-s)")
+    p.add_argument("--warmup", type=int, default=2, help="warm-up steps (the first one counts FLOPs)")
+    p.add_argument("--budget-s", type=float, default=60, help="rough timed seconds per model")
     p.add_argument("--batch-size", type=int, help="override every batch size (quick checks only)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra gankit overrides")
     p.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
@@ -157,7 +162,8 @@ def main(argv=None) -> int:
             continue
         case = case[:3] + (case[3] + args.set,) + case[4:]
         try:
-            row = run_case(case, args.reps, args.steps, args.warmup, peak["fp32_gflops"], args.batch_size)
+            row = run_case(case, args.reps, args.steps, args.warmup, peak["fp32_gflops"], args.batch_size,
+                           args.budget_s)
         except (GankitError, ImportError, AttributeError, TypeError) as e:
             row = {"model": case[0], "skipped": f"{type(e).__name__}: {e}", "target": TARGETS.get(case[0])}
         rows.append(row)

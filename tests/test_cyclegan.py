@@ -226,3 +226,9 @@ def test_cli_train_resume_keeps_buffer_and_schedule_then_translate(paired_dir, t
     assert n == 3 and any("converting" in str(w.message) for w in caught)
     assert Image.open(tmp_path / "out" / "odd.png").size == (35, 21)
     assert Image.open(tmp_path / "out" / "rgba_sheet.png").size == (80, 12)
+
+
+def test_paired_loader_warns_when_val_repeats_train(paired_dir):
+    shutil.copy(paired_dir / "train" / "0.png", paired_dir / "val" / "copy.png")
+    with pytest.warns(UserWarning, match="1 of 4 images are byte-identical"):
+        load_data(DataConfig(spec=f"paired:{paired_dir}", size=32), "unpaired")

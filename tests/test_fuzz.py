@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import yaml
 from hypothesis import HealthCheck, example, given, settings

@@ -214,14 +214,13 @@ def test_run_writes_only_inside_its_run_directory(tmp_path):
     before_cwd, before_home = _tree(cwd), _tree(home)
     env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
     env["HOME"] = str(home)
-    gankit = [sys.executable, "-c", "import sys; from gankit.cli import main; sys.exit(main(sys.argv[1:]))"]
-    r = subprocess.run(gankit + ["train", "gan", "--out", "out/run", "--data", "folder:imgs", "--steps", "20",
-                                 "--set", *TINY], capture_output=True, text=True, cwd=cwd, env=env,
-                       timeout=300)
+    both = ("import sys; from gankit.cli import main; a = sys.argv[1:]; i = a.index('--then'); "
+            "sys.exit(main(a[:i]) or main(a[i + 1:]))")  # one process: train, then sample
+    r = subprocess.run([sys.executable, "-c", both, "train", "gan", "--out", "out/run", "--data", "folder:imgs",
+                        "--steps", "20", "--set", *TINY, "--then", "sample", "out/run", "--n", "4"],
+                       capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(gankit + ["sample", "out/run", "--n", "4"], capture_output=True, text=True, cwd=cwd, env=env,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert "wrote 4 samples to out/run/sample_0000020.png" in r.stdout
     after = _tree(cwd)
     new = sorted(set(after) - set(before_cwd))
     assert new and all(p.startswith("out/run/") for p in new), new

@@ -49,8 +49,9 @@ def cmd_train(args) -> int:
         cfg = run.config()
         if args.model and args.model != cfg.name:
             raise GankitError(f"{run.path} is a '{cfg.name}' run, not '{args.model}'")
-        if args.data or args.config:
-            raise GankitError("--data and --config cannot change a run being resumed")
+        if args.data or args.config or args.out or args.overwrite:
+            raise GankitError("--data, --config, --out and --overwrite cannot be used with --resume "
+                              "(the run continues in its own directory with its own data)")
         for text in cli_overrides + overrides:
             set_key(cfg, *parse_override(text))
         validate(cfg)

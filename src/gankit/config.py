@@ -296,8 +296,9 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"train.ema must be in [0, 1), got {t.ema}")
     if t.on_nan not in ("stop", "rollback"):
         raise GankitError(f"train.on_nan must be 'stop' or 'rollback', got '{t.on_nan}'")
-    if cfg.data.size < 0 or cfg.data.channels not in (0, 1, 3):
-        raise GankitError("data.size must be >= 0 and data.channels 0, 1 or 3")
+    if not 0 <= cfg.data.size <= 4096 or cfg.data.channels not in (0, 1, 3):
+        raise GankitError(f"data.size must be in 0..4096 (got {cfg.data.size}) and data.channels 0, 1 or 3 "
+                          f"(got {cfg.data.channels})")
     if cfg.data.direction not in ("AtoB", "BtoA"):
         raise GankitError(f"data.direction must be AtoB or BtoA, got '{cfg.data.direction}'")
     check = getattr(cfg.model, "validate", None)

@@ -96,7 +96,8 @@ class OracleLSTM(nn.Module):
         g = np.random.default_rng(seed)
         shapes = {"g_embeddings": (vocab_size, emb_dim), "Wo": (hidden_dim, vocab_size), "bo": (vocab_size,)}
         for gate in ("i", "f", "og", "c"):
-            shapes |= {f"W{gate}": (emb_dim, hidden_dim), f"U{gate}": (hidden_dim, hidden_dim), f"b{gate}": (hidden_dim,)}
+            shapes |= {f"W{gate}": (emb_dim, hidden_dim), f"U{gate}": (hidden_dim, hidden_dim),
+                       f"b{gate}": (hidden_dim,)}
         return cls.from_arrays({k: g.standard_normal(s).astype(np.float32) for k, s in shapes.items()})
 
     def logits(self, tokens: Tensor) -> Tensor:
