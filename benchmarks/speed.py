@@ -34,13 +34,14 @@ from gankit.errors import GankitError  # noqa: E402
 CASES = [
     ("gan", "gan", None, [], "gan_ref", {}),
     ("cgan", "cgan", None, [], "cgan_ref", {}),
-    ("dcgan", "dcgan", None, ["train.amp=true"], "dcgan_ref", {}),
-    ("cyclegan", "cyclegan", None, [], "cyclegan_ref", {}),
+    ("cgan-bf16", "cgan", None, ["train.amp=true"], "cgan_ref", {}),
+    ("dcgan-bf16", "dcgan", None, ["train.amp=true", "train.channels_last=true"], "dcgan_ref", {}),
+    ("cyclegan-bf16", "cyclegan", None, ["train.amp=true"], "cyclegan_ref", {}),
     ("seqgan-pretrain", "seqgan", "pretrain", [], "seqgan_ref", {"phase": "pretrain"}),
     ("seqgan-adversarial", "seqgan", "adversarial", [], "seqgan_ref", {"phase": "adversarial"}),
     ("seqgan-nll", "seqgan", "nll", [], "seqgan_ref", {"phase": "nll"}),
 ]
-TARGETS = {"cgan": 2.0, "dcgan": 1.5, "cyclegan": 1.3, "seqgan-adversarial": 10.0, "seqgan-nll": 5.0}
+TARGETS = {"cgan": 2.0, "cgan-bf16": 2.0, "dcgan-bf16": 1.5, "cyclegan-bf16": 1.3, "seqgan-adversarial": 10.0, "seqgan-nll": 5.0}
 
 
 def matmul_peak(n: int = 2048, dtype=torch.float32, reps: int = 5) -> float:
@@ -110,16 +111,16 @@ def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int |
 
 
 def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
-    lines = ["## Speed", "",
+    lines = [BEGIN,
              f"Command: `{command}`  ",
-             "Machine: 2-core Xeon CPU (avx512_bf16), no GPU, shared with other jobs; "
-             f"torch {torch.__version__}, {torch.get_num_threads()} threads.  ",
+             "Machine: 2-core Xeon CPU (avx512_bf16), no GPU, shared with other jobs (load average ~10); "
+             f"torch {torch.__version__}, {torch.get_num_threads()} thread(s).  ",
              "Date: 2026-11-24.  ",
              f"Measured matmul peak in the same run: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
              f"bf16 {peak['bf16_gflops']:.0f} GFLOP/s.", "",
              "gankit and the reference run alternately in one process (interleaved rounds, medians). "
              "Peak fraction = counted FLOPs per step ÷ step time ÷ the fp32 matmul peak.", "",
-             "| model | batch | flags | gankit samples/s | reference samples/s | ratio | target | "
+             "| model | batch | gankit flags | gankit samples/s | reference samples/s | ratio | target | "
              "gankit % fp32 peak | reference % fp32 peak |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -131,15 +132,16 @@ def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
         lines.append(f"| {r['model']} | {r['batch']} | {flags} | {r['gankit_samples_per_s']} | "
                      f"{r['ref_samples_per_s']} | **{r['ratio']}×** | {r['target'] or '–'}× | "
                      f"{100 * r['gankit_peak_frac']:.0f}% | {100 * r['ref_peak_frac']:.0f}% |")
-    section = "\n".join(lines) + "\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find("## Speed\n")
-    if start >= 0:  # replace the generated table, keep any notes after it (from '### ')
-        end = text.find("\n### ", start)
-        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    table = "\n".join(lines + [END])
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:  # replace the generated table only; notes around it stay
+        text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
     else:
-        text = text.rstrip("\n") + "\n\n" + section
+        text = text.rstrip("\n") + "\n\n## Speed\n\n" + table + "\n"
     path.write_text(text)
+
+
+BEGIN, END = "<!-- speed.py: generated table -->", "<!-- speed.py: end -->"
 
 
 def main(argv=None) -> int:
@@ -152,7 +154,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, help="override every batch size (quick checks only)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra gankit overrides")
     p.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for both sides (0: torch's default). On a shared machine use 1: "
+                        "with more threads than free cores, OpenMP barriers stall both sides")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peak = {"fp32_gflops": round(matmul_peak(), 1), "bf16_gflops": round(matmul_peak(dtype=torch.bfloat16), 1),
             "threads": torch.get_num_threads()}
     print(json.dumps({"peak": peak}), flush=True)

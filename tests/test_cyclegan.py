@@ -15,7 +15,7 @@ from gankit.config import DataConfig, build_config
 from gankit.data import Dataset, load_data
 from gankit.models import MODELS
 from gankit.models.cyclegan import (CMP_FACADES_PALETTE, Discriminator, Generator, ReplayBuffer, detect_palette,
-                                    label_accuracy, lr_factor)
+                                    label_accuracy, label_miou, lr_factor)
 from gankit.translate import translate, translate_tensor
 
 TINY = ["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3", "data.size=32",
@@ -183,6 +183,7 @@ def test_palette_snapping_is_exact_on_a_label_map():
     assert label_accuracy(x, x, CMP_FACADES_PALETTE) == 1.0
     assert label_accuracy(noisy, x, CMP_FACADES_PALETTE) == 1.0
     assert label_accuracy(-x, x, CMP_FACADES_PALETTE) < 0.5
+    assert label_miou(noisy, x, CMP_FACADES_PALETTE) == 1.0
 
 
 # ------------------------------------------------------------- CLI train, resume, translate

@@ -5,7 +5,7 @@ The equality test runs `gankit train` through a small launcher that makes the no
 function of the global batch (each rank takes its rows of one global draw), so one
 process with batch 2B sees exactly what two ranks with batch B see together; then the
 only difference left is the gradient averaging under test. `gan` has no BatchNorm and
-no dropout, so batch statistics and dropout masks play no part.
+no dropout; dcgan's BatchNorm normalises over the global batch with train.sync_batchnorm.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from gankit.cli import main as cli
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 
-TINY = ["model.hidden=[32]", "data.size=8", "train.progress=false", "train.log_every=2",
+TINY = ["train.progress=false", "train.log_every=2",
         "train.sample_every=100", "train.checkpoint_every=4", "train.keep_checkpoints=5",
         "train.samples=16", "train.device=cpu", "train.threads=1"]
 
@@ -70,30 +70,35 @@ def weights(run_dir: Path, step: int) -> dict:
     return torch.load(run_dir / "checkpoints" / f"step_{step:07d}.pt", weights_only=True)
 
 
-def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
+# gan: no BatchNorm, no dropout. dcgan: BatchNorm over the global batch via sync_batchnorm.
+CASES = {"gan": (["model.hidden=[32]", "data.size=8"], 1e-5),
+         "dcgan": (["model.channels=4", "data.size=16", "train.sync_batchnorm=true"], 1e-4)}
+
+
+@pytest.mark.parametrize("model", sorted(CASES))
+def test_two_ranks_match_one_process_on_the_global_batch(model, tmp_path):
+    sets, atol = CASES[model]
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER)
-    common = ["train", "gan", "--steps", "4", "--set", *TINY]
+    common = ["train", model, "--steps", "4", "--set", *TINY, *sets]
     run(common + ["--out", str(tmp_path / "ddp"), "--batch-size", "8"], nproc=2, script=launcher)
     run(common + ["--out", str(tmp_path / "one"), "--batch-size", "16"], nproc=1, script=launcher)
-    ddp, one, start = weights(tmp_path / "ddp", 4), weights(tmp_path / "one", 4), None
+    ddp, one = weights(tmp_path / "ddp", 4), weights(tmp_path / "one", 4)
     assert ddp["world_size"] == 2 and len(ddp["rng"]) == 2
-    moved = 0.0
     for k, v in one["model"].items():
-        torch.testing.assert_close(ddp["model"][k], v, rtol=1e-4, atol=1e-5, msg=k)
+        torch.testing.assert_close(ddp["model"][k], v, rtol=1e-4, atol=atol, msg=k)
     # and training did move the weights (the comparison is not between two initialisations)
     from gankit.config import build_config
     from gankit.trainer import build_model
     torch.manual_seed(0)
-    init, _ = build_model(build_config("gan", overrides=TINY), torch.device("cpu"))
-    for k, v in init.state_dict().items():
-        moved = max(moved, (one["model"][k] - v).abs().max().item())
+    init, _ = build_model(build_config(model, overrides=TINY + sets), torch.device("cpu"))
+    moved = max((one["model"][k].float() - v.float()).abs().max().item() for k, v in init.state_dict().items())
     assert moved > 1e-4
 
 
 def test_distributed_run_resumes_exactly_and_with_another_world_size(tmp_path):
     straight = tmp_path / "straight"
-    args = ["train", "gan", "--steps", "8", "--batch-size", "8", "--set", *TINY]
+    args = ["train", "gan", "--steps", "8", "--batch-size", "8", "--set", *TINY, *CASES["gan"][0]]
     run(args + ["--out", str(straight)], nproc=2)
     assert sorted(p.name for p in (straight / "checkpoints").glob("step_*.pt")) == \
         ["step_0000004.pt", "step_0000008.pt"]

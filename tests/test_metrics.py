@@ -82,6 +82,23 @@ def test_inception_score_bounds():
     assert inception_score(torch.zeros(500, k))["is"] == pytest.approx(1.0)
 
 
+def test_generated_samples_are_shuffled_across_labels():
+    # per-label generation must not leave one class per Inception-Score split
+    from gankit.metrics.evaluate import _generate
+
+    class Run:
+        class model:  # noqa: N801
+            num_classes = 10
+
+        @staticmethod
+        def sample(n, label=None, seed=None):
+            return torch.full((n, 1, 2, 2), float(label))
+
+    images, labels = _generate(Run, 200, 50, seed=0)
+    assert torch.equal(images[:, 0, 0, 0].long(), labels)
+    assert len(labels[:20].unique()) > 5 and torch.bincount(labels).tolist() == [20] * 10
+
+
 def test_accuracy_overall_and_per_class():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 1, 2, 0]), 3).float()

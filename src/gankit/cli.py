@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -61,7 +62,8 @@ def cmd_train(args) -> int:
             raise GankitError("name a model to train (gankit list shows them), or --resume RUN_DIR")
         cfg = build_config(args.model, [args.config] if args.config else [], cli_overrides + overrides)
         out = train(cfg, out=args.out, overwrite=args.overwrite)
-    print(f"run directory: {out}\nreport: {Path(out) / 'report.html'}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        print(f"run directory: {out}\nreport: {Path(out) / 'report.html'}")
     return 0
 
 

@@ -27,7 +27,7 @@ from torch import nn
 from .config import RunConfig
 from .data import Dataset, load_data, resolve_paths
 from .data.transforms import save_grid
-from .distributed import Dist
+from .distributed import Dist, convert_sync_batchnorm
 from .errors import DivergenceError, GankitError, Interrupted
 from .models import MODELS
 from .runs import RunDir, default_run_dir
@@ -122,10 +122,9 @@ def build_model(cfg: RunConfig, device: torch.device, dist: Dist | None = None) 
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     if t.sync_batchnorm and dist is not None and dist.enabled:
-        if device.type != "cuda":  # torch's SyncBatchNorm has no CPU kernel
-            raise GankitError("train.sync_batchnorm=true needs CUDA devices; on CPU each rank "
-                              "normalises with its own batch statistics (leave it false)")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # torch's SyncBatchNorm runs on accelerators only; gloo (CPU) gets gankit's own
+        model = (nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda"
+                 else convert_sync_batchnorm(model))
     return model, data
 
 

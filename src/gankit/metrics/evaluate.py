@@ -112,7 +112,9 @@ def _generate(run, n: int, batch_size: int, seed: int) -> tuple[torch.Tensor, to
             if label is not None:
                 labels.append(torch.full((b,), label, dtype=torch.long))
             i += 1
-    return torch.cat(images), (torch.cat(labels) if labels else None)
+    # One seeded shuffle: per-label blocks would otherwise put one class in each IS split.
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return torch.cat(images)[perm], (torch.cat(labels)[perm] if labels else None)
 
 
 def evaluate_run(run_dir: str | Path, features: str | None = None, inception: str | None = None, n: int = 10000,

@@ -310,6 +310,7 @@ class CycleGAN(nn.Module):
             palette = self.cfg.palette if self.cfg.palette != "auto" else detect_palette(tgt)
             if palette in PALETTES:
                 out[f"{name}_label_acc"] = label_accuracy(fake, tgt, PALETTES[palette])
+                out[f"{name}_label_miou"] = label_miou(fake, tgt, PALETTES[palette])
         return out
 
     @property
@@ -353,6 +354,14 @@ def snap(images: Tensor, palette) -> Tensor:
 def label_accuracy(fake: Tensor, real: Tensor, palette) -> float:
     """Fraction of pixels whose snapped class matches the snapped ground truth."""
     return float((snap(fake, palette) == snap(real, palette)).float().mean())
+
+
+def label_miou(fake: Tensor, real: Tensor, palette) -> float:
+    """Mean intersection-over-union over the classes present in the ground truth: unlike
+    pixel accuracy, not dominated by the largest class (e.g. white paper in outline maps)."""
+    f, r = snap(fake, palette), snap(real, palette)
+    ious = [((f == k) & (r == k)).sum() / ((f == k) | (r == k)).sum() for k in r.unique()]
+    return float(torch.stack(ious).mean())
 
 
 def detect_palette(images: Tensor, tol: float = 0.2, frac: float = 0.9) -> str:
