@@ -173,7 +173,8 @@ def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float) -> dict:
     with torch.no_grad():
         metrics = {k: float(v) for k, v in run.model.evaluate().items()}
     protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step, "data_spec": cfg.data.spec,
-                "seed": seed, "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2)}
+                "seed": seed, "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2),
+                **{f"model.{k}": v for k, v in vars(cfg.model).items() if k.endswith("samples")}}  # sample counts
     return _log(run_dir, {"step": run.step, "eval": True, **metrics, "protocol": protocol}, write_report)
 
 
