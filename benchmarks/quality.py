@@ -90,7 +90,8 @@ def bench_data(name: str, data: str, holdout: int, n_eval: int, budget_s: float,
     from gankit.config import DataConfig
     from gankit.data.transforms import save_grid
     from gankit.metrics.evaluate import evaluate_run
-    sets = [f"data.holdout={holdout}", f"train.threads={threads}", "train.progress=false"]
+    # train.ema=0: the table measures the raw generator (cgan.yaml samples from an EMA by default)
+    sets = [f"data.holdout={holdout}", f"train.threads={threads}", "train.progress=false", "train.ema=0"]
     rows = [{"data": name, "model": "real vs real (floor)", **floor(DataConfig(spec=data, size=32, holdout=holdout), clf)}]
     for row, model, extra in MODELS:
         run_dir = out / f"{name}-{model}"
