@@ -249,8 +249,9 @@ def test_unknown_data_set_suggests(tmp_path, capsys):
     ("train.batch_size=0", "train.batch_size must be positive, got 0"),
     ("train.batch_size=-5", "train.batch_size must be positive, got -5"),
     ("train.on_nan=ignore", "train.on_nan must be 'stop' or 'rollback', got 'ignore'"),
-    ("data.channels=2", "data.size must be >= 0 and data.channels 0, 1 or 3"),
-    ("data.size=-8", "data.size must be >= 0 and data.channels 0, 1 or 3"),
+    ("data.channels=2", "data.channels must be 0, 1 or 3, got 2"),
+    ("data.size=-8", "data.size must be in 0..4096 (0 = the data's own size), got -8"),
+        ("data.size=100000", "data.size must be in 0..4096 (0 = the data's own size), got 100000"),
     ("model.loss=bc", "unknown loss 'bc' (did you mean 'bce'?)"),
 ])
 def test_bad_override(tmp_path, capsys, override, message):

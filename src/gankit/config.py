@@ -296,9 +296,10 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"train.ema must be in [0, 1), got {t.ema}")
     if t.on_nan not in ("stop", "rollback"):
         raise GankitError(f"train.on_nan must be 'stop' or 'rollback', got '{t.on_nan}'")
-    if not 0 <= cfg.data.size <= 4096 or cfg.data.channels not in (0, 1, 3):
-        raise GankitError(f"data.size must be in 0..4096 (got {cfg.data.size}) and data.channels 0, 1 or 3 "
-                          f"(got {cfg.data.channels})")
+    if not 0 <= cfg.data.size <= 4096:
+        raise GankitError(f"data.size must be in 0..4096 (0 = the data's own size), got {cfg.data.size}")
+    if cfg.data.channels not in (0, 1, 3):
+        raise GankitError(f"data.channels must be 0, 1 or 3, got {cfg.data.channels}")
     if cfg.data.direction not in ("AtoB", "BtoA"):
         raise GankitError(f"data.direction must be AtoB or BtoA, got '{cfg.data.direction}'")
     check = getattr(cfg.model, "validate", None)
