@@ -13,7 +13,7 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#2
 h1{font-size:1.6rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse} td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}
 .grids{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0} figcaption{font-size:.85rem;color:#555}
-img{image-rendering:pixelated;max-width:100%} .grids img{width:260px} pre{background:#f6f6f6;padding:.8rem;overflow:auto}
+img{image-rendering:pixelated;max-width:100%} .grids img{width:260px} img.final{width:440px} pre{background:#f6f6f6;padding:.8rem;overflow:auto}
 """
 
 
@@ -91,6 +91,9 @@ def write_report(run_dir: str | Path) -> Path:
     if last_train:
         parts.append(f"<p>{last_train.get('step')} steps, {last_train.get('elapsed_s', 0):.0f} s of training.</p>")
     if grids:
+        final = grids[-1]
+        parts.append(f"<h2>Final samples ({final.stem.replace('_', ' ')})</h2>"
+                     f"<img class='final' src='{rel(final)}' alt='final samples'>")
         parts.append("<h2>Samples over training (fixed noise and labels)</h2><div class='grids'>")
         for p in _pick(grids, 8):
             parts.append(f"<figure><img src='{rel(p)}' alt='samples {p.stem}'><figcaption>{p.stem.replace('_', ' ')}"
