@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.text import OracleLSTM, decode, inverse_cdf_sample
+from ..data.text import OracleLSTM, decode
 from ..errors import GankitError
+from .common import adam
 
 
 @dataclass
@@ -78,6 +79,12 @@ class SeqGANConfig:
     """generated sentences scored with BLEU / distinct-n (text data)"""
     mle_baseline: bool = True
     """oracle data: also continue MLE on a copy of the pre-trained G during adversarial training"""
+    reward_bf16: bool = True
+    """score rollout completions with D under bf16 autocast where the hardware has bf16 (CUDA, or
+    a CPU with avx512_bf16/AMX); rewards are D probabilities, within ~1e-2 of fp32. false: fp32"""
+    eval_bf16: bool = True
+    """NLL-oracle: the oracle's 5,000-way log-sum-exp with a bf16 output projection where the
+    hardware has bf16 (the NLL moves by < 1e-3; the picked token's logit stays fp32). false: fp32"""
 
     def validate(self):
         if len(self.d_filter_sizes) != len(self.d_num_filters):
@@ -98,6 +105,55 @@ class PretrainConfig:
     """epochs per D pre-training round"""
     d_samples: int = 10000
     """fakes generated per D pre-training round (and as many reals)"""
+
+
+def _divisor_near_sqrt(v: int) -> int:
+    """The divisor of v closest to sqrt(v) from below (1 if v is prime)."""
+    b = max(int(v ** 0.5), 1)
+    while v % b:
+        b -= 1
+    return b
+
+
+def sample_logits(logits: Tensor, u: Tensor | None = None) -> Tensor:
+    """Exact categorical samples, one per row of `logits` (R, V), by inverse CDF.
+
+    The CDF of exp(logits − max) is the softmax's CDF times one positive constant per row
+    (the partition sum), so searching u·total in it picks the same token as searching u in
+    the normalised CDF: no softmax division pass. Two levels to keep the cumsums short: block
+    sums (blocks of a divisor of V near sqrt(V), so no padding copy), pick the block, then
+    the token inside it. Measured (1 thread, 10,000 × 5,000): 146 ms vs 218 ms for
+    softmax + the padded two-level search (`data.text.inverse_cdf_sample`), 208 ms flat.
+    `u` (R,) uniforms in [0, 1) (drawn if not given)."""
+    R, V = logits.shape
+    e = (logits.float() - logits.amax(-1, keepdim=True).float()).exp_()  # (R, V), max entry 1
+    block = _divisor_near_sqrt(V)
+    if block * block * 4 < V:  # (near-)prime V: pad to a square-ish grid instead
+        block = max(int(V ** 0.5), 1)
+        e = F.pad(e, (0, -(-V // block) * block - V))
+    nb = e.shape[1] // block
+    ev = e.view(R, nb, block)
+    sums = ev.sum(-1)  # (R, nb)
+    cdf = sums.cumsum(-1)
+    if u is None:
+        u = torch.rand(R, device=logits.device)
+    target = u.to(cdf.dtype).unsqueeze(1) * cdf[:, -1:]  # (R, 1)
+    k = torch.searchsorted(cdf, target, right=True).clamp_(max=nb - 1)  # block index (R, 1)
+    rest = target - (cdf.gather(1, k) - sums.gather(1, k))
+    inner = ev.gather(1, k.unsqueeze(2).expand(R, 1, block)).squeeze(1).cumsum_(-1)  # (R, block)
+    j = torch.searchsorted(inner, rest, right=True).clamp_(max=block - 1)
+    return (k * block + j).squeeze(1).clamp_(max=V - 1)
+
+
+def bf16_ok(device: torch.device) -> bool:
+    """bf16 autocast pays off: CUDA, or a CPU with native bf16 dot products (avx512_bf16/AMX)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.cpu._is_avx512_bf16_supported()
+
+
+def scaled(logits: Tensor, temperature: float) -> Tensor:
+    return logits if temperature == 1.0 else logits / temperature  # no full-size pass at T = 1
 
 
 class Generator(nn.Module):
@@ -135,7 +191,7 @@ class Generator(nn.Module):
         state, out = None, []
         for t in range(seq_len):
             logits, state = self.step(x, state)
-            x = inverse_cdf_sample(logits / temperature, None if u is None else u[:, t].to(dev))
+            x = sample_logits(scaled(logits, temperature), None if u is None else u[:, t].to(dev))
             out.append(x)
         return torch.stack(out, 1)
 
@@ -161,8 +217,12 @@ class Discriminator(nn.Module):
             nn.init.constant_(m.bias, 0.1)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        e = self.emb(tokens).transpose(1, 2)  # (B, E, T)
-        h = torch.cat([F.relu(conv(e)).amax(-1) for conv in self.convs], 1)  # (B, sum maps)
+        e = self.emb(tokens)
+        if torch.is_autocast_enabled(e.device.type):  # cast once, not once per convolution
+            e = e.to(torch.get_autocast_dtype(e.device.type))
+        e = e.transpose(1, 2)  # (B, E, T)
+        # relu is monotone, so max-over-time then relu == relu then max: relu on (B, maps) only
+        h = F.relu(torch.cat([conv(e).amax(-1) for conv in self.convs], 1).float())  # (B, sum maps)
         t = torch.sigmoid(self.highway_t(h))
         h = t * F.relu(self.highway_h(h)) + (1 - t) * h
         return self.out(self.dropout(h))  # (B, 2) logits: fake, real
@@ -171,8 +231,10 @@ class Discriminator(nn.Module):
         return (self.out.weight.square().sum() + self.out.bias.square().sum()) / 2  # tf.nn.l2_loss
 
     @torch.no_grad()
-    def prob_real(self, tokens: Tensor, chunk: int = 8192) -> Tensor:
-        return torch.cat([torch.softmax(self(c).float(), -1)[:, 1] for c in tokens.split(chunk)])
+    def prob_real(self, tokens: Tensor, chunk: int = 8192, bf16: bool = False) -> Tensor:
+        """D(real | tokens) in fp32; `bf16`: the convolutions and highway under bf16 autocast."""
+        with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return torch.cat([torch.softmax(self(c).float(), -1)[:, 1] for c in tokens.split(chunk)])
 
 
 class SeqGAN(nn.Module):
@@ -207,13 +269,13 @@ class SeqGAN(nn.Module):
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self):
         t = self.train_cfg
-        betas = (t.beta1, t.beta2)
-        adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
         # The released code keeps separate Adam states for MLE and for policy gradient.
-        self.opts = {"g_mle": adam(self.G.parameters(), t.lr), "g_adv": adam(self.G.parameters(), t.lr),
-                     "d": adam(self.D.parameters(), t.lr_d or t.lr)}
+        # Fused Adam (models/common.adam): one kernel per tensor for the whole update.
+        self.opts = {"g_mle": adam(list(self.G.parameters()), t, t.lr),
+                     "g_adv": adam(list(self.G.parameters()), t, t.lr),
+                     "d": adam(list(self.D.parameters()), t, t.lr_d or t.lr)}
         if self.G_mle is not None:
-            self.opts["g_base"] = adam(self.G_mle.parameters(), t.lr)
+            self.opts["g_base"] = adam(list(self.G_mle.parameters()), t, t.lr)
         return self.opts
 
     def phases(self, steps: int):
