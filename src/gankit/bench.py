@@ -55,7 +55,7 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     """Build MODEL as the trainer does; return (step_fn, samples_per_step, description, data).
 
     `step_fn()` runs one full training step (or, for seqgan `phase="nll"`, one NLL-oracle
-    evaluation). Used by `bench` and by `benchmarks/speed.py`.
+    evaluation: sample `model.eval_samples` sequences and score them under the oracle). Used by `bench` and by `benchmarks/speed.py`.
     """
     from .trainer import Updater, _compile, build_model, pick_device
 
@@ -93,10 +93,12 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
             raise GankitError(f"{model} has no phase '{phase}' (have: {', '.join(names)})")
 
     if phase == "nll":
+        # NLL-oracle alone (sample eval_samples sequences, score them under the oracle), as
+        # the reference times it; `evaluate()` also adds NLL-test and the MLE baseline's NLL.
         def step() -> None:
             net.eval()
             with torch.no_grad():
-                net.evaluate()
+                net.nll_oracle() if hasattr(net, "nll_oracle") else net.evaluate()
             net.train()
         samples = int(getattr(cfg.model, "eval_samples", 0) or t.batch_size)
     else:
