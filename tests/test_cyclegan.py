@@ -17,6 +17,8 @@ from gankit.models import MODELS
 from gankit.models.cyclegan import (CMP_FACADES_PALETTE, Discriminator, Generator, ReplayBuffer, detect_palette,
                                     label_accuracy, label_miou, lr_factor)
 from gankit.translate import translate, translate_tensor
+from gankit.distributed import Dist
+from gankit.trainer import Updater
 
 TINY = ["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3", "data.size=32",
         "train.batch_size=1"]
@@ -31,11 +33,8 @@ def _model(overrides=(), size=32, data=None):
 
 
 def _update(opts):
-    def update(name, loss):
-        opts[name].zero_grad(set_to_none=True)
-        loss.backward()
-        opts[name].step()
-    return update
+    """The trainer's own update (zero_grad -> backward -> step), single process, no clipping."""
+    return Updater(opts, Dist())
 
 
 # ------------------------------------------------------------------------- networks

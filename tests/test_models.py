@@ -5,6 +5,8 @@ import torch
 from gankit.config import build_config
 from gankit.data import load_data
 from gankit.models import MODELS
+from gankit.distributed import Dist
+from gankit.trainer import Updater
 
 from conftest import TINY
 
@@ -16,11 +18,8 @@ def _build(name, *extra):
 
 
 def _update_fn(opts):
-    def update(name, loss):
-        opts[name].zero_grad(set_to_none=True)
-        loss.backward()
-        opts[name].step()
-    return update
+    """The trainer's own update (zero_grad -> backward -> step), single process, no clipping."""
+    return Updater(opts, Dist())
 
 
 @pytest.mark.parametrize("name", list(TINY))
