@@ -15,6 +15,7 @@ import argparse
 import datetime
 import importlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -99,7 +100,7 @@ def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int |
         r_times += time_steps(r_step, steps)
     g_t, r_t = statistics.median(g_times), statistics.median(r_times)
     g_sps, r_sps = g_samples / g_t, r_samples / r_t
-    flags = {k: info[k] for k in ("amp", "compile", "channels_last", "threads")}
+    flags = {k: info[k] for k in ("amp", "compile", "channels_last", "threads", "updates", "reuse_fakes")}
     return {"model": label, "batch": info["batch"], **flags,
             "gankit_step_ms": round(g_t * 1e3, 2), "ref_step_ms": round(r_t * 1e3, 2),
             "gankit_samples_per_s": round(g_sps, 2), "ref_samples_per_s": round(r_sps, 2),
@@ -110,12 +111,25 @@ def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int |
             "reps": reps, "steps_per_rep": steps}
 
 
+def machine() -> str:
+    """CPU model, cores and the bf16 features that decide the bf16 rows, from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{os.cpu_count()} CPU cores"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "CPU")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()}-core {name} ({', '.join(bf16) or 'no bf16 units'}), {gpu}"
+
+
 def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
     lines = [BEGIN,
              f"Command: `{command}`  ",
-             "Machine: 2-core Xeon CPU (avx512_bf16), no GPU, shared with other jobs (load average ~10); "
-             f"torch {torch.__version__}, {torch.get_num_threads()} thread(s).  ",
-             "Date: 2026-11-24.  ",
+             f"Machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+             f"load average (1 min) {peak['load_before']} before the run, {os.getloadavg()[0]:.2f} after.  ",
+             f"Date: {datetime.datetime.now():%Y-%m-%d %H:%M}.  ",
              f"Measured matmul peak in the same run: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
              f"bf16 {peak['bf16_gflops']:.0f} GFLOP/s.", "",
              "gankit and the reference run alternately in one process (interleaved rounds, medians). "
@@ -129,6 +143,10 @@ def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
             continue
         flags = ", ".join(k for k in ("amp", "compile", "channels_last") if r[k]) or "fp32 eager"
         flags = flags.replace("amp", "bf16 autocast")
+        if r.get("updates") == "simultaneous":
+            flags += "; simultaneous updates"
+        elif r.get("reuse_fakes"):
+            flags += "; G reuses D's fakes"
         lines.append(f"| {r['model']} | {r['batch']} | {flags} | {r['gankit_samples_per_s']} | "
                      f"{r['ref_samples_per_s']} | **{r['ratio']}×** | {r['target'] or '–'}× | "
                      f"{100 * r['gankit_peak_frac']:.0f}% | {100 * r['ref_peak_frac']:.0f}% |")
@@ -160,8 +178,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    load_before = round(os.getloadavg()[0], 2)  # other work on the machine skews every row
     peak = {"fp32_gflops": round(matmul_peak(), 1), "bf16_gflops": round(matmul_peak(dtype=torch.bfloat16), 1),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "load_before": load_before}
     print(json.dumps({"peak": peak}), flush=True)
     rows = []
     for case in CASES:

@@ -26,8 +26,13 @@ from .models import MODELS
 # timings do not depend on what the pixels show, and the reference sees the same shape.
 REFERENCE: dict[str, dict[str, Any]] = {
     "gan": {"batch": 128, "set": ["data.size=28", "data.channels=1"]},
-    "cgan": {"batch": 64, "set": ["data.size=32", "data.channels=1", "model.loss=lsgan"]},
-    "dcgan": {"batch": 128, "set": ["model.channels=128", "data.size=64", "data.channels=3"]},
+    # the reference scripts' update orders too (models/common.adversarial_step): PyTorch-GAN's
+    # cgan.py takes both players' gradients at the same point; PyTorch's DCGAN example reuses
+    # D's fakes for G's update. gankit's training defaults are the papers' alternating order.
+    "cgan": {"batch": 64, "set": ["data.size=32", "data.channels=1", "model.loss=lsgan",
+                                  "model.updates=simultaneous"]},
+    "dcgan": {"batch": 128, "set": ["model.channels=128", "data.size=64", "data.channels=3",
+                                    "model.reuse_fakes=true"]},
     "cyclegan": {"batch": 1, "set": ["data.size=128", "model.n_blocks=9"]},
     # the oracle setting; the adversarial step alone (G's rollouts, rewards and update: no
     # D epochs, no MLE baseline), as the reference times it
@@ -118,6 +123,7 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     info = {"model": model, "device": str(dev), "batch": t.batch_size, "phase": phase,
             "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,
             "threads": torch.get_num_threads(),
+            "updates": getattr(cfg.model, "updates", None), "reuse_fakes": getattr(cfg.model, "reuse_fakes", None),
             "shape": [data.info.get("channels"), data.info.get("size")] if data.kind == "image" else None}
     return step, samples, info, data
 

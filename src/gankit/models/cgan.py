@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..errors import GankitError
 from ..losses import get_loss
-from .common import adversarial_step, fixed_inputs, gan_optimizers, sample_labels
+from .common import Dropout, adversarial_step, check_updates, fixed_inputs, gan_optimizers, sample_labels
 
 
 @dataclass
@@ -34,9 +34,16 @@ class CGANConfig:
     """bce (the paper) | lsgan (the reference implementation) | minimax | hinge"""
     d_steps: int = 1
     """k: discriminator updates per generator update"""
+    updates: str = "alternating"
+    """alternating (the paper: k D updates, then G on fresh noise) | simultaneous (both players'
+    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1)"""
+    reuse_fakes: bool = False
+    """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
+    fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
 
     def validate(self):
         get_loss(self.loss)
+        check_updates(self.updates, self.d_steps)
         if self.z_dim <= 0 or self.d_steps <= 0 or not self.g_hidden or not self.d_hidden:
             raise GankitError("model.z_dim, model.d_steps must be positive; hidden lists non-empty")
 
@@ -69,7 +76,7 @@ class Discriminator(nn.Module):
         for i, h in enumerate(cfg.d_hidden):
             layers.append(nn.Linear(width, h))
             if i > 0 and cfg.dropout:
-                layers.append(nn.Dropout(cfg.dropout))
+                layers.append(Dropout(cfg.dropout))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             width = h
         layers.append(nn.Linear(width, 1))
@@ -103,7 +110,8 @@ class CGAN(nn.Module):
 
     def train_step(self, batch, update):
         return adversarial_step(self.G, self.D, self.loss, batch["image"], batch["label"],
-                                self.cfg.z_dim, self.cfg.d_steps, update)
+                                self.cfg.z_dim, self.cfg.d_steps, update,
+                                self.cfg.updates, self.cfg.reuse_fakes)
 
     def fixed_inputs(self, n: int, generator: torch.Generator):
         return fixed_inputs(n, self.cfg.z_dim, self.num_classes, generator)

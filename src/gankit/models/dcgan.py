@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import GankitError
 from ..losses import get_loss
-from .common import adversarial_step, fixed_inputs, gan_optimizers, init_normal, sample_labels
+from .common import adversarial_step, check_updates, fixed_inputs, gan_optimizers, init_normal, sample_labels
 
 
 @dataclass
@@ -32,10 +32,17 @@ class DCGANConfig:
     loss: str = "bce"
     """bce | minimax | lsgan | hinge"""
     d_steps: int = 1
+    updates: str = "alternating"
+    """alternating (the paper: k D updates, then G on fresh noise) | simultaneous (both players'
+    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1)"""
+    reuse_fakes: bool = False
+    """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
+    fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
     init_std: float = 0.02
 
     def validate(self):
         get_loss(self.loss)
+        check_updates(self.updates, self.d_steps)
         if self.z_dim <= 0 or self.channels <= 0 or self.d_steps <= 0:
             raise GankitError("model.z_dim, model.channels and model.d_steps must be positive")
 
@@ -113,7 +120,8 @@ class DCGAN(nn.Module):
     def train_step(self, batch, update):
         labels = batch["label"] if self.num_classes else None
         return adversarial_step(self.G, self.D, self.loss, batch["image"], labels,
-                                self.cfg.z_dim, self.cfg.d_steps, update)
+                                self.cfg.z_dim, self.cfg.d_steps, update,
+                                self.cfg.updates, self.cfg.reuse_fakes)
 
     def fixed_inputs(self, n: int, generator: torch.Generator):
         return fixed_inputs(n, self.cfg.z_dim, self.num_classes, generator)

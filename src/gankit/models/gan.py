@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..losses import get_loss
-from .common import adversarial_step, fixed_inputs, gan_optimizers
+from .common import Dropout, adversarial_step, check_updates, fixed_inputs, gan_optimizers
 
 
 @dataclass
@@ -27,11 +27,18 @@ class GANConfig:
     """bce | minimax | lsgan | hinge"""
     d_steps: int = 1
     """k: discriminator updates per generator update"""
+    updates: str = "alternating"
+    """alternating (the paper: k D updates, then G on fresh noise) | simultaneous (both players'
+    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1)"""
+    reuse_fakes: bool = False
+    """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
+    fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
     dropout: float = 0.0
     """dropout in D"""
 
     def validate(self):
         get_loss(self.loss)
+        check_updates(self.updates, self.d_steps)
         if self.z_dim <= 0 or self.d_steps <= 0 or not self.hidden:
             from ..errors import GankitError
             raise GankitError("model.z_dim and model.d_steps must be positive and model.hidden non-empty")
@@ -59,7 +66,7 @@ class Discriminator(nn.Module):
         for h in reversed(hidden):
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2, inplace=True)]
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = h
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
@@ -87,7 +94,8 @@ class GAN(nn.Module):
 
     def train_step(self, batch, update):
         return adversarial_step(self.G, self.D, self.loss, batch["image"], None,
-                                self.cfg.z_dim, self.cfg.d_steps, update)
+                                self.cfg.z_dim, self.cfg.d_steps, update,
+                                self.cfg.updates, self.cfg.reuse_fakes)
 
     def fixed_inputs(self, n: int, generator: torch.Generator):
         return fixed_inputs(n, self.cfg.z_dim, 0, generator)
