@@ -15,6 +15,8 @@ from gankit.config import DataConfig, build_config
 from gankit.data.text import ORACLE_ARRAYS, decode, encode, load_oracle, load_text, sample_logits
 from gankit.errors import GankitError
 from gankit.models.seqgan import SeqGAN, bf16_ok
+from gankit.report import oracle_curve
+from gankit.runs import RunDir
 
 from conftest import SHARED_DATA
 
@@ -264,6 +266,11 @@ def test_cli_train_resume_mid_adversarial_and_sample(oracle_npz, tmp_path, capsy
     straight = torch.load(run / "checkpoints" / "step_0000006.pt", weights_only=True)
     evals = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert "nll_oracle_mle_baseline" in evals[-1] and "nll_test" in evals[-1]
+    # the learning-curve figure (the paper's Figure 2) is part of the run's report
+    curve = oracle_curve(RunDir(run).metrics(), RunDir(run).config().extra["pretrain"])
+    assert curve["seqgan"] and curve["mle_continuing"] and curve["seqgan"][0][0] == 2  # epoch 1 MLE + round 1
+    assert (run / "figures" / "nll_oracle.png").is_file()
+    assert "figures/nll_oracle.png" in (run / "report.html").read_text()
 
     resumed = tmp_path / "resumed"
     shutil.copytree(run, resumed)

@@ -64,6 +64,63 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     return out
 
 
+# Yu et al. 2017, Table 1, on the same oracle (the paper's figures for comparison lines)
+PAPER_ORACLE_NLL = {"random": 10.310, "MLE": 9.038, "SS": 8.985, "PG-BLEU": 8.946, "SeqGAN": 8.736}
+
+
+def oracle_curve(rows: list[dict], pretrain) -> dict | None:
+    """SeqGAN's oracle learning curve (the paper's Figure 2) from a run's metrics: NLL-oracle
+    against generator epochs (MLE epochs, then adversarial rounds; D pre-training trains no G
+    and is left off the axis) for SeqGAN and for the MLE-continuing copy of the same
+    pre-trained G. None for runs that log no NLL-oracle (text data, other models)."""
+    evals = [r for r in rows if r.get("eval") and r.get("nll_oracle") is not None]
+    if pretrain is None or not evals:
+        return None
+    g_epochs, d_rounds = pretrain.g_epochs, pretrain.d_rounds
+
+    def epoch(step):
+        return step if step <= g_epochs else max(step - d_rounds, g_epochs)
+    pre_end = [r for r in evals if r["step"] <= g_epochs + d_rounds]
+    seqgan = [(epoch(r["step"]), r["nll_oracle"]) for r in evals if r["step"] > g_epochs + d_rounds]
+    base = [(epoch(r["step"]), r["nll_oracle_mle_baseline"]) for r in evals
+            if r.get("nll_oracle_mle_baseline") is not None]
+    return {"pretrain_epochs": g_epochs,
+            "mle": [(epoch(r["step"]), r["nll_oracle"]) for r in evals if r["step"] <= g_epochs],
+            "seqgan": seqgan, "mle_continuing": base,
+            "nll_after_pretraining": pre_end[-1]["nll_oracle"] if pre_end else None,
+            "best_seqgan": min((v for _, v in seqgan), default=None),
+            "best_mle_continuing": min((v for _, v in base), default=None),
+            "last_seqgan": seqgan[-1][1] if seqgan else None,
+            "last_mle_continuing": base[-1][1] if base else None}
+
+
+def plot_oracle_curve(c: dict, out: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    x0 = c["pretrain_epochs"]
+    start = [(x0, c["nll_after_pretraining"])] if c["nll_after_pretraining"] is not None else []
+    if c["mle"]:
+        ax.plot(*zip(*c["mle"]), ".-", color="grey", label="MLE pre-training")
+    if c["mle_continuing"]:
+        ax.plot(*zip(*(start + c["mle_continuing"])), ".-", color="tab:blue", label="MLE continuing")
+    if c["seqgan"]:
+        ax.plot(*zip(*(start + c["seqgan"])), ".-", color="tab:red", label="SeqGAN")
+    ax.axvline(x0, color="k", lw=0.5, ls=":")
+    ax.axhline(PAPER_ORACLE_NLL["SeqGAN"], color="tab:red", lw=0.5, ls="--", label="paper SeqGAN 8.736")
+    ax.axhline(PAPER_ORACLE_NLL["MLE"], color="tab:blue", lw=0.5, ls="--", label="paper MLE 9.038")
+    ax.set_xlabel("generator epochs (MLE epochs, then adversarial rounds)")
+    ax.set_ylabel("NLL-oracle")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def _pick(items: list[Path], k: int) -> list[Path]:
     """At most k items spread evenly, always including the first and last."""
     if len(items) <= k:
@@ -80,6 +137,10 @@ def write_report(run_dir: str | Path) -> Path:
     figures = root / "figures"
     loss_png = _plot_losses(rows, figures / "losses.png")
     eval_png = _plot_eval(rows, figures / "eval.png")
+    if run.config_file.is_file():  # SeqGAN on oracle data: the paper's learning-curve figure
+        curve = oracle_curve(rows, run.config().extra.get("pretrain"))
+        if curve and (curve["seqgan"] or curve["mle"]):
+            plot_oracle_curve(curve, figures / "nll_oracle.png")
     grids = sorted(run.samples.glob("step_*.png"))
     texts = sorted(run.samples.glob("step_*.txt"))
     evals = [r for r in rows if r.get("eval")]
