@@ -257,6 +257,19 @@ def test_bleu_matches_hand_computed():
     assert distinct_n([["a", "a", "b"]], (1,))["distinct1"] == pytest.approx(2 / 3)
 
 
+def test_self_bleu_is_bleu_against_the_other_sentences():
+    from gankit.metrics.text import BLEU, self_bleu
+    rng = np.random.default_rng(0)
+    sents = [list(rng.choice(list("abcdef"), size=rng.integers(1, 9))) for _ in range(40)]
+    sents += [sents[0], ["z"]]  # a duplicate (its own copy counts) and a sentence no other shares
+    brute = [BLEU(sents[:i] + sents[i + 1:], 5) for i in range(len(sents))]
+    got = self_bleu(sents)
+    for n in (2, 3, 4, 5):
+        want = sum(b.sentence(s, n) for b, s in zip(brute, sents)) / len(sents)
+        assert got[f"self_bleu{n}"] == pytest.approx(want, abs=1e-12)
+    assert self_bleu([["a", "b"]] * 5)["self_bleu2"] == pytest.approx(1.0)
+
+
 def test_cli_train_resume_mid_adversarial_and_sample(oracle_npz, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "seqgan", "--data", f"oracle:{oracle_npz[0]}", "--out", str(run), "--steps", "4",

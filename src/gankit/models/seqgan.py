@@ -78,7 +78,7 @@ class SeqGANConfig:
     eval_samples: int = 10000
     """generated sequences for NLL-oracle (oracle data)"""
     bleu_samples: int = 1000
-    """generated sentences scored with BLEU / distinct-n (text data)"""
+    """generated sentences scored with BLEU, Self-BLEU and distinct-n (text data)"""
     mle_baseline: bool = True
     """oracle data: also continue MLE on a copy of the pre-trained G during adversarial training"""
     reward_bf16: bool = True
@@ -465,11 +465,11 @@ class SeqGAN(nn.Module):
             out["nll_test"] = self.nll(held["tokens"].to(self.device))
         refs = getattr(self.data, "references", None)
         if self.vocab is not None and refs:
-            from ..metrics.text import BLEU, distinct_n
+            from ..metrics.text import BLEU, distinct_n, self_bleu
             if self._bleu is None:
                 self._bleu = BLEU(refs, 5)
             hyps = [s.split() for s in self.sample(self.cfg.bleu_samples)]
-            out |= self._bleu.score(hyps) | distinct_n(hyps)
+            out |= self._bleu.score(hyps) | self_bleu(hyps) | distinct_n(hyps)
         return out
 
     # ------------------------------------------------------------------ samples
