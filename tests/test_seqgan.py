@@ -187,6 +187,22 @@ def test_policy_gradient_raises_log_prob_of_rewarded_sequence(oracle_npz):
     assert torch.isfinite(out["loss_g"])
 
 
+def test_pg_bleu_rewards_training_sequences_and_trains_no_d(oracle_npz):
+    model, update = tiny_model(oracle_npz[0], ["model.reward=bleu", "model.reward_bleu_n=3",
+                                               "model.mle_baseline=false", "train.batch_size=8"])
+    real = model.data.tensors["tokens"][:4]
+    assert torch.allclose(model.score(real), torch.ones(4))  # a training sequence has BLEU 1
+    off = torch.full((1, T), V - 1)  # one token repeated: at most one unigram clip per reference
+    assert model.score(off).item() < 0.5
+    model.phase = "adversarial"
+    d_before = [p.clone() for p in model.D.parameters()]
+    out = model.train_step({}, update)
+    assert "loss_d" not in out and 0 <= out["reward"] <= 1
+    assert all(torch.equal(a, b) for a, b in zip(d_before, model.D.parameters()))
+    with pytest.raises(GankitError, match="model.reward"):
+        build_config("seqgan", overrides=["model.reward=perplexity"])
+
+
 def test_mle_lowers_nll_and_rollout_follows_g(oracle_npz):
     model, update = tiny_model(oracle_npz[0])
     held = model.data.held_out["tokens"]

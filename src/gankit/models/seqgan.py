@@ -79,6 +79,11 @@ class SeqGANConfig:
     """generated sequences for NLL-oracle (oracle data)"""
     bleu_samples: int = 1000
     """generated sentences scored with BLEU, Self-BLEU and distinct-n (text data)"""
+    reward: str = "discriminator"
+    """discriminator (SeqGAN) | bleu (the paper's PG-BLEU baseline: the same policy gradient and
+    rollouts, rewarded by sentence BLEU against the training sequences instead of D)"""
+    reward_bleu_n: int = 4
+    """PG-BLEU: BLEU-n of each completed sequence (uniform weights, NLTK method1 smoothing)"""
     mle_baseline: bool = True
     """oracle data: also continue MLE on a copy of the pre-trained G during adversarial training"""
     reward_bf16: bool = True
@@ -93,6 +98,9 @@ class SeqGANConfig:
             raise GankitError("model.d_filter_sizes and model.d_num_filters must have the same length")
         if min(self.emb_dim, self.hidden_dim, self.rollouts, self.d_batch_size, self.d_samples) <= 0:
             raise GankitError("model.emb_dim, hidden_dim, rollouts, d_batch_size, d_samples must be positive")
+        if self.reward not in ("discriminator", "bleu") or not 1 <= self.reward_bleu_n <= 5:
+            raise GankitError(f"model.reward must be discriminator or bleu (got '{self.reward}'), "
+                              f"model.reward_bleu_n in 1..5 (got {self.reward_bleu_n})")
         if not 0 <= self.rollout_update <= 1 or not 0 < self.d_dropout_keep <= 1 or self.temperature <= 0:
             raise GankitError("model.rollout_update must be in [0,1], d_dropout_keep in (0,1], temperature > 0")
 
@@ -283,6 +291,7 @@ class SeqGAN(nn.Module):
         self.register_buffer("adv_started", torch.zeros((), dtype=torch.long))
         self.phase = "adversarial"
         self._bleu = None
+        self._pg_bleu = None
 
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self):
@@ -319,7 +328,7 @@ class SeqGAN(nn.Module):
             update("g_adv", loss_g)
             out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean()}
         self.update_rollout()
-        for _ in range(self.cfg.d_steps):
+        for _ in range(self.cfg.d_steps if self.cfg.reward == "discriminator" else 0):  # PG-BLEU needs no D
             out["loss_d"] = self.train_d(update, self.cfg.d_samples, self.cfg.d_epochs)
         if self.G_mle is not None:
             out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", update)
@@ -415,13 +424,35 @@ class SeqGAN(nn.Module):
         """Q (B, T): mean D over the N rollouts for t < T, D(y) at t = T (D without dropout)."""
         B, T = y.shape
         seqs = self.rollout_sequences(y, u)  # (T-1, N, B, T)
-        was_training = self.D.training
-        self.D.eval()
-        bf16 = self.cfg.reward_bf16 and bf16_ok(y.device)  # rewards are probabilities: bf16 is plenty
-        p = self.D.prob_real(torch.cat([seqs.reshape(-1, T), y]), bf16=bf16)
-        self.D.train(was_training)
+        p = self.score(torch.cat([seqs.reshape(-1, T), y]))
         q = p[:-B].view(T - 1, self.cfg.rollouts, B).mean(1).T  # (B, T-1)
         return torch.cat([q, p[-B:, None]], 1)
+
+    @torch.no_grad()
+    def score(self, tokens: Tensor) -> Tensor:
+        """The reward of finished sequences (N, T) -> (N,): D's probability that each is real
+        (D without dropout), or for PG-BLEU its sentence BLEU against the training data."""
+        if self.cfg.reward == "bleu":
+            from ..metrics.text import BLEU
+            if self._pg_bleu is None:  # n-gram clipping counts of the training set, once
+                self._pg_bleu = BLEU([self._words(t) for t in self.data.tensors["tokens"].tolist()],
+                                     self.cfg.reward_bleu_n)
+            n = self.cfg.reward_bleu_n
+            return torch.tensor([self._pg_bleu.sentence(self._words(t), n) for t in tokens.tolist()],
+                                device=tokens.device)
+        was_training = self.D.training
+        self.D.eval()
+        bf16 = self.cfg.reward_bf16 and bf16_ok(tokens.device)  # rewards are probabilities: bf16 is plenty
+        p = self.D.prob_real(tokens, bf16=bf16)
+        self.D.train(was_training)
+        return p
+
+    def _words(self, ids: list[int]) -> list[int]:
+        """A sequence as BLEU sees it: oracle tokens as they are; text up to <end>, no <pad>."""
+        if self.vocab is None:
+            return ids
+        end = ids.index(1) if 1 in ids else len(ids)  # <end> is id 1 (data/text.py SPECIALS)
+        return [i for i in ids[:end] if i != 0]
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
