@@ -203,6 +203,22 @@ def test_pg_bleu_rewards_training_sequences_and_trains_no_d(oracle_npz):
         build_config("seqgan", overrides=["model.reward=perplexity"])
 
 
+def test_scheduled_sampling_ramps_and_reduces_to_teacher_forcing(oracle_npz):
+    model, update = tiny_model(oracle_npz[0], ["pretrain.scheduled_sampling=0.5", "pretrain.g_epochs=3"])
+    y = model.data.tensors["tokens"][:8]
+    torch.testing.assert_close(model.scheduled_logits(model.G, y, 0.0), model.G(y))  # p=0: teacher forcing
+    own = model.scheduled_logits(model.G, y, 1.0)
+    assert own.shape == model.G(y).shape and not torch.allclose(own, model.G(y))
+    model.phase = "mle"
+    ramp = []
+    for step in range(3):
+        model.step = step
+        ramp.append(float(model.train_step({}, update)["p_own_token"]))
+    assert ramp == pytest.approx([0.0, 0.25, 0.5])
+    with pytest.raises(GankitError, match="scheduled_sampling"):
+        build_config("seqgan", overrides=["pretrain.scheduled_sampling=1.5"])
+
+
 def test_mle_lowers_nll_and_rollout_follows_g(oracle_npz):
     model, update = tiny_model(oracle_npz[0])
     held = model.data.held_out["tokens"]

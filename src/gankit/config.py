@@ -302,9 +302,10 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"data.channels must be 0, 1 or 3, got {cfg.data.channels}")
     if cfg.data.direction not in ("AtoB", "BtoA"):
         raise GankitError(f"data.direction must be AtoB or BtoA, got '{cfg.data.direction}'")
-    check = getattr(cfg.model, "validate", None)
-    if check:
-        check()
+    for section in [cfg.model, *cfg.extra.values()]:
+        check = getattr(section, "validate", None)
+        if check:
+            check()
 
 
 def config_from_dict(data: dict) -> RunConfig:

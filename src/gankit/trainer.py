@@ -430,6 +430,7 @@ class _Trainer:
                 for step in range(self.start, self.total):
                     phase = self.phase_at(step)
                     self.model.phase = phase
+                    self.model.step = step  # 0-based global step, for schedules inside a phase
                     batch = next(batches)
                     with self.autocast:
                         losses = self.model.train_step(batch, self.update)

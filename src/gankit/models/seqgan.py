@@ -115,6 +115,14 @@ class PretrainConfig:
     """epochs per D pre-training round"""
     d_samples: int = 10000
     """fakes generated per D pre-training round (and as many reals)"""
+    scheduled_sampling: float = 0.0
+    """the scheduled-sampling baseline (Bengio et al. 2015): MLE where each input token is G's
+    own sample instead of the true one with a probability ramped linearly from 0 to this value
+    over the MLE epochs. 0: plain teacher forcing (the paper's MLE)"""
+
+    def validate(self):
+        if not 0 <= self.scheduled_sampling <= 1:
+            raise GankitError(f"pretrain.scheduled_sampling must be in [0, 1], got {self.scheduled_sampling}")
 
 
 SAMPLE_CHUNK = 512
@@ -313,7 +321,9 @@ class SeqGAN(nn.Module):
     # ------------------------------------------------------------------ training
     def train_step(self, batch, update):
         if self.phase == "mle":
-            return {"loss_mle": self.mle_epoch(self.G, "g_mle", update)}
+            ss = self.pretrain.scheduled_sampling * getattr(self, "step", 0) / max(self.pretrain.g_epochs - 1, 1)
+            out = {"loss_mle": self.mle_epoch(self.G, "g_mle", update, ss)}
+            return out | ({"p_own_token": torch.tensor(ss)} if self.pretrain.scheduled_sampling else {})
         if self.phase == "pretrain_d":
             return {"loss_d": self.train_d(update, self.pretrain.d_samples, self.pretrain.d_epochs)}
         if self.phase != "adversarial":
@@ -352,7 +362,7 @@ class SeqGAN(nn.Module):
             else:
                 p_roll.lerp_(p, 1 - r)
 
-    def mle_epoch(self, G: Generator, opt: str, update) -> Tensor:
+    def mle_epoch(self, G: Generator, opt: str, update, p_own: float = 0.0) -> Tensor:
         tokens = self.data.tensors["tokens"]
         bs = min(self.train_cfg.batch_size, len(tokens))
         perm = torch.randperm(len(tokens), device=tokens.device)
@@ -360,10 +370,24 @@ class SeqGAN(nn.Module):
         n = len(tokens) // bs
         for i in range(n):
             y = tokens[perm[i * bs:(i + 1) * bs]]
-            loss = F.cross_entropy(G(y).flatten(0, 1).float(), y.flatten())
+            logits = G(y) if p_own == 0 else self.scheduled_logits(G, y, p_own)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
             update(opt, loss)
             total += loss.detach()
         return total / n
+
+    def scheduled_logits(self, G: Generator, y: Tensor, p_own: float) -> Tensor:
+        """Logits (B, T, V) for targets y (B, T) under scheduled sampling: step by step, the
+        input at t is G's own sample from step t-1 with probability p_own, else y_{t-1}."""
+        x = torch.full_like(y[:, 0], G.start_token)
+        state, logits = None, []
+        for t in range(y.shape[1]):
+            h, state = G.advance(x, state)
+            logits.append(G.out(h))
+            with torch.no_grad():
+                own = sample_logits(scaled(logits[-1].detach(), self.cfg.temperature))
+            x = torch.where(torch.rand(len(y), device=y.device) < p_own, own, y[:, t])
+        return torch.stack(logits, 1)
 
     def train_d(self, update, n_fake: int, epochs: int) -> Tensor:
         """Fresh fakes + as many reals, `epochs` passes of D in shuffled minibatches."""
