@@ -30,6 +30,18 @@ def curve(run_dir: Path) -> dict:
     return {"run": str(run_dir), **c, "elapsed_s": max((r.get("elapsed_s", 0) for r in rows), default=0)}
 
 
+def random_generator_nll(run_dir: Path) -> float:
+    """The paper's "random" row: NLL-oracle of a freshly initialised G on the run's oracle."""
+    import torch
+    from gankit.runs import RunDir
+    from gankit.trainer import build_model
+    cfg = RunDir(run_dir).config()
+    torch.manual_seed(cfg.train.seed)
+    net, _ = build_model(cfg, torch.device("cpu"))
+    net.eval()
+    return net.nll_oracle()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
@@ -45,6 +57,7 @@ def main(argv=None) -> int:
         train(cfg, out=run_dir, overwrite=True)
         print(f"trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     c = curve(run_dir)
+    c["random_generator"] = random_generator_nll(run_dir)
     from gankit.report import write_report
     write_report(run_dir)  # draws RUN_DIR/figures/nll_oracle.png
     c["figure"] = str(run_dir / "figures" / "nll_oracle.png")
