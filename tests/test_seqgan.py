@@ -339,3 +339,16 @@ def test_paper_oracle_loads():
     data = load_oracle(str(SHARED_DATA / "seqgan" / "oracle_lstm_params.npz"), DataConfig(num_samples=50))
     assert data.info["vocab_size"] == 5000 and data.tensors["tokens"].shape == (50, 20)
     assert 0 < data.oracle.nll(data.held_out["tokens"]) < 10
+
+
+def test_steps_zero_runs_only_the_pretraining_phases(oracle_npz, tmp_path, capsys):
+    build_config("seqgan", overrides=["train.steps=0"])  # MLE-only runs (e.g. scheduled sampling)
+    with pytest.raises(GankitError, match="train.steps must be positive"):
+        build_config("gan", overrides=["train.steps=0"])
+    base = ["train", "seqgan", "--data", f"oracle:{oracle_npz[0]}", "--steps", "0", "--no-progress",
+            "--set", *TINY]
+    assert cli(base + ["pretrain.g_epochs=0", "pretrain.d_rounds=0", "--out", str(tmp_path / "none")]) != 0
+    assert "nothing to train" in capsys.readouterr().err
+    assert cli(base + ["pretrain.g_epochs=2", "pretrain.d_rounds=0", "--out", str(tmp_path / "mle")]) == 0
+    steps = [r["step"] for r in RunDir(tmp_path / "mle").metrics() if not r.get("eval")]
+    assert max(steps) == 2

@@ -282,10 +282,16 @@ def build_config(name: str, files: list[str | Path] = (), overrides: list[str] =
     return cfg
 
 
+def _has_phases(name: str) -> bool:
+    """Models with phases (SeqGAN) may take train.steps=0: their pre-training phases alone."""
+    from .models import MODELS
+    return hasattr(MODELS.get(name), "phases")
+
+
 def validate(cfg: RunConfig) -> None:
     t = cfg.train
     for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
-        if getattr(t, key) <= 0:
+        if getattr(t, key) <= 0 and not (key == "steps" and t.steps == 0 and _has_phases(cfg.name)):
             raise GankitError(f"train.{key} must be positive, got {getattr(t, key)}")
     for key in ("epochs", "keep_checkpoints", "threads", "eval_every", "samples", "grad_clip"):
         if getattr(t, key) < 0:

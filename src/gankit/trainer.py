@@ -222,6 +222,8 @@ class _Trainer:
         steps = total_steps(cfg, self.data, dist.world, self.reals_per_step)
         self.phases = self.model.phases(steps) if hasattr(self.model, "phases") else [("train", steps)]
         self.total = sum(n for _, n in self.phases)
+        if self.total == 0:
+            raise GankitError("nothing to train: every phase has 0 steps (check --steps and the pretrain.* counts)")
         self.schedulers = (self.model.configure_schedulers(self.optimizers, self.total)
                            if hasattr(self.model, "configure_schedulers") else {})
         self.ema = EMA(self.model.G, t.ema) if t.ema and hasattr(self.model, "G") else None
