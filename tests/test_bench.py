@@ -46,3 +46,23 @@ def test_reference_builds_and_steps(name, monkeypatch):
     step()
     step()
     assert samples == TINY_REF[name]["batch_size"]
+
+
+def test_speed_script_row_and_docs_table(tmp_path, capsys):
+    """benchmarks/speed.py end to end at a tiny size: one interleaved row, then its table."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        speed = importlib.import_module("benchmarks.speed")
+        assert speed.main(["--models", "cgan", "--reps", "1", "--steps", "1", "--warmup", "1",
+                           "--batch-size", "8", "--threads", "1"]) == 0
+    finally:
+        sys.path.remove(str(ROOT))
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    peak, row = out[0]["peak"], out[-1]
+    assert row["model"] == "cgan" and row["ratio"] > 0 and row["threads"] == row["ref_threads"] == 1
+    assert row["updates"] == "simultaneous"  # gankit bench times the reference script's update order
+    doc = tmp_path / "benchmarks.md"
+    speed.write_docs([row], peak, "python benchmarks/speed.py ...", doc)
+    text = doc.read_text()
+    assert "| cgan | 8 | fp32 eager; simultaneous updates | 1 / 1 |" in text
+    assert "load average" in text
