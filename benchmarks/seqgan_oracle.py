@@ -42,11 +42,39 @@ def random_generator_nll(run_dir: Path) -> float:
     return net.nll_oracle()
 
 
+def diversity(run_dir: Path, n: int = 1000) -> dict:
+    """What NLL-oracle cannot see: how varied the samples are. For the run's newest checkpoint
+    (G, and the MLE-continuing copy when there is one) and for held-out oracle samples as the
+    reference: the fraction of distinct sequences, of exact copies of a training sequence,
+    distinct-1..3 and Self-BLEU-3 over n sequences."""
+    import torch
+    from gankit.api import load_run
+    from gankit.metrics.text import distinct_n, self_bleu
+    run = load_run(run_dir, with_data=True)
+    model, train = run.model, {tuple(r) for r in run.model.data.tensors["tokens"].tolist()}
+
+    def stats(tokens) -> dict:
+        seqs = [tuple(r) for r in tokens.tolist()]
+        words = [[str(t) for t in s] for s in seqs]
+        return {"unique": len(set(seqs)) / len(seqs), "copies_of_training": sum(s in train for s in seqs) / len(seqs),
+                **distinct_n(words), **self_bleu(words, orders=(3,))}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = {"step": run.step, "G": stats(model.G.sample(n, model.seq_len))}
+        if model.G_mle is not None and int(model.adv_started):
+            out["G_mle_continuing"] = stats(model.G_mle.sample(n, model.seq_len))
+    out["oracle_held_out"] = stats(model.data.held_out["tokens"][:n])
+    return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument("--train", action="store_true", help="train the run first (oracle from ../shared/data)")
     p.add_argument("--set", nargs="*", default=[], help="config overrides for --train")
+    p.add_argument("--diversity", action="store_true",
+                   help="also sample 1,000 sequences from the newest checkpoint: distinct / copied fractions, "
+                        "distinct-n, Self-BLEU-3 (what NLL-oracle cannot see)")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.train:
@@ -58,6 +86,8 @@ def main(argv=None) -> int:
         print(f"trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     c = curve(run_dir)
     c["random_generator"] = random_generator_nll(run_dir)
+    if args.diversity:
+        c["diversity"] = diversity(run_dir)
     from gankit.report import write_report
     write_report(run_dir)  # draws RUN_DIR/figures/nll_oracle.png
     c["figure"] = str(run_dir / "figures" / "nll_oracle.png")
