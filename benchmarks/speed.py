@@ -80,23 +80,13 @@ def reference_data(data, ref_kw: dict) -> dict:
     return {"data": data}
 
 
-def with_threads(step, n: int):
-    """step, run with n torch threads (the two sides may use different counts)."""
-    def run():
-        torch.set_num_threads(n)
-        step()
-    return run
-
-
 def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int | None,
-             budget_s: float, ref_threads: int) -> dict:
+             budget_s: float) -> dict:
     label, model, phase, sets, ref_name, ref_kw = case
-    g_step, g_samples, info, data = setup(model, batch, "cpu", sets, phase)  # sets gankit's threads
-    g_step = with_threads(g_step, info["threads"])
+    g_step, g_samples, info, data = setup(model, batch, "cpu", sets, phase)
     ref = importlib.import_module(f"benchmarks.reference.{ref_name}")
     r_step, r_samples = ref.build("cpu", **({"batch_size": batch} if batch else {}),
                                   **reference_data(data, ref_kw), **ref_kw)
-    r_step = with_threads(r_step, ref_threads)
     g_flops, r_flops = flops(g_step), flops(r_step)  # the first warm-up step, counted
     for _ in range(warmup - 1):
         g_step()
@@ -111,7 +101,6 @@ def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int |
     g_t, r_t = statistics.median(g_times), statistics.median(r_times)
     g_sps, r_sps = g_samples / g_t, r_samples / r_t
     flags = {k: info[k] for k in ("amp", "compile", "channels_last", "threads", "updates", "reuse_fakes")}
-    flags["ref_threads"] = ref_threads
     return {"model": label, "batch": info["batch"], **flags,
             "gankit_step_ms": round(g_t * 1e3, 2), "ref_step_ms": round(r_t * 1e3, 2),
             "gankit_samples_per_s": round(g_sps, 2), "ref_samples_per_s": round(r_sps, 2),
@@ -145,7 +134,7 @@ def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
              f"bf16 {peak['bf16_gflops']:.0f} GFLOP/s.", "",
              "gankit and the reference run alternately in one process (interleaved rounds, medians). "
              "Peak fraction = counted FLOPs per step ÷ step time ÷ the fp32 matmul peak.", "",
-             "| model | batch | gankit flags | threads gankit / ref | gankit samples/s | reference samples/s | "
+             "| model | batch | gankit flags | threads | gankit samples/s | reference samples/s | "
              "ratio | target | gankit % fp32 peak | reference % fp32 peak |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -158,7 +147,7 @@ def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
             flags += "; simultaneous updates"
         elif r.get("reuse_fakes"):
             flags += "; G reuses D's fakes"
-        lines.append(f"| {r['model']} | {r['batch']} | {flags} | {r['threads']} / {r['ref_threads']} | "
+        lines.append(f"| {r['model']} | {r['batch']} | {flags} | {r['threads']} | "
                      f"{r['gankit_samples_per_s']} | "
                      f"{r['ref_samples_per_s']} | **{r['ratio']}×** | {r['target'] or '–'}× | "
                      f"{100 * r['gankit_peak_frac']:.0f}% | {100 * r['ref_peak_frac']:.0f}% |")
@@ -185,14 +174,13 @@ def main(argv=None) -> int:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra gankit overrides")
     p.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads for both sides. 0 (default): each side as its users run it: "
-                        "gankit with its config's train.threads (1 for gan/cgan, where one thread measured "
-                        "faster; else all cores), the reference with torch's default (all cores). "
-                        "On a shared machine use 1: with more threads than free cores, OpenMP barriers "
-                        "stall both sides")
+                   help="torch threads for both sides (0: torch's default, all cores). On a shared machine "
+                        "use 1: with more threads than free cores, OpenMP barriers stall both sides")
     args = p.parse_args(argv)
-    ref_threads = args.threads or torch.get_num_threads()
-    torch.set_num_threads(ref_threads)
+    # One count for every row and both sides (the gan/cgan configs' train.threads=1 is
+    # overridden: it suits a shared machine, and would otherwise leak into later rows).
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
     load_before = round(os.getloadavg()[0], 2)  # other work on the machine skews every row
     peak = {"fp32_gflops": round(matmul_peak(), 1), "bf16_gflops": round(matmul_peak(dtype=torch.bfloat16), 1),
             "threads": torch.get_num_threads(), "load_before": load_before}
@@ -201,10 +189,10 @@ def main(argv=None) -> int:
     for case in CASES:
         if args.models and case[0] not in args.models:
             continue
-        case = case[:3] + (case[3] + args.set + ([f"train.threads={args.threads}"] if args.threads else []),) + case[4:]
+        case = case[:3] + (case[3] + args.set + [f"train.threads={threads}"],) + case[4:]
         try:
             row = run_case(case, args.reps, args.steps, args.warmup, peak["fp32_gflops"], args.batch_size,
-                           args.budget_s, ref_threads)
+                           args.budget_s)
         except (GankitError, ImportError, AttributeError, TypeError) as e:
             row = {"model": case[0], "skipped": f"{type(e).__name__}: {e}", "target": TARGETS.get(case[0])}
         rows.append(row)

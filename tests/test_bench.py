@@ -59,10 +59,10 @@ def test_speed_script_row_and_docs_table(tmp_path, capsys):
         sys.path.remove(str(ROOT))
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     peak, row = out[0]["peak"], out[-1]
-    assert row["model"] == "cgan" and row["ratio"] > 0 and row["threads"] == row["ref_threads"] == 1
+    assert row["model"] == "cgan" and row["ratio"] > 0 and row["threads"] == 1
     assert row["updates"] == "simultaneous"  # gankit bench times the reference script's update order
     doc = tmp_path / "benchmarks.md"
     speed.write_docs([row], peak, "python benchmarks/speed.py ...", doc)
     text = doc.read_text()
-    assert "| cgan | 8 | fp32 eager; simultaneous updates | 1 / 1 |" in text
+    assert "| cgan | 8 | fp32 eager; simultaneous updates | 1 |" in text
     assert "load average" in text
