@@ -34,7 +34,8 @@ class DCGANConfig:
     d_steps: int = 1
     updates: str = "alternating"
     """alternating (the paper: k D updates, then G on fresh noise) | simultaneous (both players'
-    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1)"""
+    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1;
+    cheaper, but trained cgan clearly worse in docs/benchmarks.md)"""
     reuse_fakes: bool = False
     """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
     fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
