@@ -1,6 +1,6 @@
-"""Pieces the image GANs (gan, cgan, dcgan) share: the D/G training step (alternating or
-simultaneous), the paper
-initialisation, and fixed-noise sample grids (one row per class for conditional models)."""
+"""Pieces the image GANs (gan, cgan, dcgan) share: the D/G training step in its update
+orders, the paper initialisation, a cheaper CPU dropout, and fixed-noise sample grids (one
+row per class for conditional models)."""
 from __future__ import annotations
 
 from typing import Callable

@@ -18,7 +18,9 @@ Schedule (phases; the trainer counts one step per entry):
                d_epochs epochs of D); the rollout policy follows G after the G updates.
 With `model.mle_baseline` (oracle data) a copy of the pre-trained G keeps doing one MLE
 epoch per adversarial round, so NLL-oracle of "MLE continuing" and of SeqGAN from the same
-pre-trained generator are logged side by side (the paper's Figure 2).
+pre-trained generator are logged side by side (the paper's Figure 2). The paper's other
+baselines: `pretrain.scheduled_sampling` (MLE with scheduled sampling) and
+`model.reward=bleu` (PG-BLEU: the same policy gradient, rewarded by BLEU instead of D).
 
 Speed (where SeqGAN implementations are slow): all N × (T−1) rollouts of a batch advance
 together, one batched LSTM step per time step from prefix states of one teacher-forced
