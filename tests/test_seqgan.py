@@ -352,3 +352,22 @@ def test_steps_zero_runs_only_the_pretraining_phases(oracle_npz, tmp_path, capsy
     assert cli(base + ["pretrain.g_epochs=2", "pretrain.d_rounds=0", "--out", str(tmp_path / "mle")]) == 0
     steps = [r["step"] for r in RunDir(tmp_path / "mle").metrics() if not r.get("eval")]
     assert max(steps) == 2
+
+
+def test_text_run_end_to_end_reports_bleu_self_bleu_and_samples(tmp_path, capsys):
+    words = "a man dog cat rides sits on the street bench with red big small".split()
+    rng = np.random.default_rng(0)
+    lines = [" ".join(rng.choice(words, size=rng.integers(3, 8))) for _ in range(120)]
+    (tmp_path / "train.txt").write_text("\n".join(lines[:100]) + "\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("\n".join(lines[100:]) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    assert cli(["train", "seqgan", "--data", f"text:{tmp_path / 'train.txt'}", "--out", str(run), "--steps", "1",
+                "--no-progress", "--set", *TINY, f"data.reference={tmp_path / 'ref.txt'}", "model.bleu_samples=20",
+                "train.eval_every=3", "train.samples=4"]) == 0
+    last = [r for r in RunDir(run).metrics() if r.get("eval")][-1]
+    for key in ("bleu2", "bleu5", "self_bleu2", "self_bleu5", "distinct1", "nll_test"):
+        assert 0 <= last[key] < float("inf"), key
+    capsys.readouterr()
+    assert cli(["sample", str(run), "--n", "5", "--seed", "0"]) == 0
+    sentences = capsys.readouterr().out.splitlines()  # a sentence may be empty (<end> first)
+    assert len(sentences) == 5 and all(set(s.split()) <= set(words) | {"<unk>"} for s in sentences)
