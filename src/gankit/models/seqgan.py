@@ -473,12 +473,10 @@ class SeqGAN(nn.Module):
         self.D.train(was_training)
         return p
 
-    def _words(self, ids: list[int]) -> list[int]:
-        """A sequence as BLEU sees it: oracle tokens as they are; text up to <end>, no <pad>."""
-        if self.vocab is None:
-            return ids
-        end = ids.index(1) if 1 in ids else len(ids)  # <end> is id 1 (data/text.py SPECIALS)
-        return [i for i in ids[:end] if i != 0]
+    def _words(self, ids: list[int]) -> list:
+        """A sequence as BLEU sees it: oracle tokens as they are; text as `decode` reads it
+        (up to <end>, no <pad>), the words BLEU sees in evaluation too."""
+        return ids if self.vocab is None else decode(ids, self.vocab).split()
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
