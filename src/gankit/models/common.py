@@ -9,9 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from ..losses import Loss
+from .augment import r1_penalty
 
 Update = Callable[..., None]
 """update(name, loss): zero_grad -> backward -> (all-reduce) -> clip -> step, owned by the trainer"""
+Augment = Callable[[Tensor], Tensor]
 
 
 def adam(params, train, lr: float):
@@ -88,9 +90,27 @@ def d_real_fake(D: nn.Module, real: Tensor, fake: Tensor, labels: Tensor | None)
     return both.split([len(real), len(fake)])
 
 
+def _unchanged(x: Tensor) -> Tensor:
+    return x
+
+
+def d_loss(D: nn.Module, loss: Loss, real: Tensor, fake: Tensor, labels: Tensor | None,
+           augment: Augment = _unchanged, r1_gamma: float = 0.0) -> Tensor:
+    """D's loss on reals and (detached) fakes, both through `augment`, plus gamma/2 * R1
+    (Mescheder et al. 2018) on the reals: the gradient is taken w.r.t. the un-augmented reals."""
+    if r1_gamma:
+        real = real.detach().requires_grad_(True)
+    real_logits, fake_logits = d_real_fake(D, augment(real), augment(fake), labels)
+    loss_d = loss.d(real_logits, fake_logits)
+    if r1_gamma:
+        loss_d = loss_d + 0.5 * r1_gamma * r1_penalty(real_logits, real)
+    return loss_d
+
+
 def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, labels: Tensor | None,
                      z_dim: int, d_steps: int, update: Update, updates: str = "alternating",
-                     reuse_fakes: bool = False) -> dict[str, Tensor]:
+                     reuse_fakes: bool = False, augment: Augment | None = None,
+                     r1_gamma: float = 0.0) -> dict[str, Tensor]:
     """One training step of an image GAN. G and D take (z, labels) / (x, labels);
     unconditional models pass labels=None.
 
@@ -105,15 +125,19 @@ def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, label
     widely used reference scripts compute (PyTorch-GAN updates G first and then trains D on
     `gen_imgs.detach()`, so D's gradient is taken before it has moved); it needs one G
     forward per step instead of two.
+
+    `augment` (DiffAugment, models/augment.py) transforms every image D sees, in both
+    players' updates; `r1_gamma` adds gamma/2 * R1 on the reals to every D update.
     """
+    aug = augment or _unchanged
     if updates == "simultaneous":
         z = torch.randn(len(real), z_dim, device=real.device)
         fake = G(z, labels)
         requires_grad(D, False)
-        loss_g = loss.g(D(fake, labels))
+        loss_g = loss.g(D(aug(fake), labels))
         update("g", loss_g)  # steps G only; `fake` keeps the values G had before the step
         requires_grad(D, True)
-        loss_d = loss.d(*d_real_fake(D, real, fake.detach(), labels))
+        loss_d = d_loss(D, loss, real, fake.detach(), labels, aug, r1_gamma)
         update("d", loss_d)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
@@ -124,13 +148,13 @@ def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, label
         keep_graph = reuse_fakes and i == d_steps - 1  # G's update will backpropagate through these
         with torch.set_grad_enabled(keep_graph):
             fake = G(z, y)
-        loss_d = loss.d(*d_real_fake(D, x, fake.detach(), y))
+        loss_d = d_loss(D, loss, x, fake.detach(), y, aug, r1_gamma)
         update("d", loss_d)
     y = label_chunks[-1]
     if not reuse_fakes:
         fake = G(torch.randn(len(chunks[-1]), z_dim, device=real.device), y)
     requires_grad(D, False)
-    loss_g = loss.g(D(fake, y))
+    loss_g = loss.g(D(aug(fake), y))
     update("g", loss_g)
     requires_grad(D, True)
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}

@@ -8,6 +8,10 @@ tanh output, weights N(0, 0.02), Adam 2e-4 beta1 0.5.
 `model.channels=128` is the paper's 64x64 network (G 1024->512->256->128, D mirrored);
 32x32 drops one level. Optional class conditioning (not in the paper): labels join z as an
 embedding in G and enter D as one-hot planes concatenated to the image.
+
+Small-data options, all off by default (models/augment.py): `model.diffaugment`,
+`model.spectral_norm` (D without BatchNorm), `model.r1_gamma`; TTUR (Heusel et al. 2017)
+is `train.lr_d` (D's rate) next to `train.lr` (G's).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from torch import Tensor, nn
 
 from ..errors import GankitError
 from ..losses import get_loss
+from .augment import DiffAugment, parse_policy, spectral_norm_convs
 from .common import adversarial_step, check_updates, fixed_inputs, gan_optimizers, init_normal, sample_labels
 
 
@@ -40,12 +45,22 @@ class DCGANConfig:
     """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
     fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
     init_std: float = 0.02
+    diffaugment: str = ""
+    """DiffAugment policy for every image D sees, in D's and G's updates (Zhao et al. 2020):
+    comma list of color, translation, cutout (the paper's: color,translation,cutout); empty = off"""
+    spectral_norm: bool = False
+    """spectral normalisation of every D conv; replaces D's BatchNorm, as in SNGAN and StudioGAN's DCGAN"""
+    r1_gamma: float = 0.0
+    """R1 penalty weight: gamma/2 * E||grad D(x)||^2 on reals, added at every D update (0 = off)"""
 
     def validate(self):
         get_loss(self.loss)
         check_updates(self.updates, self.d_steps)
+        parse_policy(self.diffaugment)
         if self.z_dim <= 0 or self.channels <= 0 or self.d_steps <= 0:
             raise GankitError("model.z_dim, model.channels and model.d_steps must be positive")
+        if self.r1_gamma < 0:
+            raise GankitError(f"model.r1_gamma must not be negative, got {self.r1_gamma}")
 
 
 def _levels(size: int) -> int:
@@ -85,8 +100,8 @@ class Discriminator(nn.Module):
         layers = [nn.Conv2d(image_channels + num_classes, widths[0], 4, 2, 1, bias=False),
                   nn.LeakyReLU(0.2, inplace=True)]  # no BatchNorm on D's input layer
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            norm = [] if cfg.spectral_norm else [nn.BatchNorm2d(w_out)]  # SN takes BN's place
+            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), *norm, nn.LeakyReLU(0.2, inplace=True)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))  # (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
 
@@ -112,6 +127,9 @@ class DCGAN(nn.Module):
         self.G = Generator(cfg, c, size, self.num_classes)
         self.D = Discriminator(cfg, c, size, self.num_classes)
         init_normal(self, cfg.init_std)
+        if cfg.spectral_norm:  # after the init: SN normalises the initialised weights
+            spectral_norm_convs(self.D)
+        self.augment = DiffAugment(cfg.diffaugment)
         self.loss = get_loss(cfg.loss)
         self.reals_per_step = cfg.d_steps
 
@@ -122,7 +140,7 @@ class DCGAN(nn.Module):
         labels = batch["label"] if self.num_classes else None
         return adversarial_step(self.G, self.D, self.loss, batch["image"], labels,
                                 self.cfg.z_dim, self.cfg.d_steps, update,
-                                self.cfg.updates, self.cfg.reuse_fakes)
+                                self.cfg.updates, self.cfg.reuse_fakes, self.augment, self.cfg.r1_gamma)
 
     def fixed_inputs(self, n: int, generator: torch.Generator):
         return fixed_inputs(n, self.cfg.z_dim, self.num_classes, generator)
