@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..losses import Loss
+from ..losses import Loss, d_stats
 from .augment import r1_penalty
 
 Update = Callable[..., None]
@@ -95,12 +95,15 @@ def _unchanged(x: Tensor) -> Tensor:
 
 
 def d_loss(D: nn.Module, loss: Loss, real: Tensor, fake: Tensor, labels: Tensor | None,
-           augment: Augment = _unchanged, r1_gamma: float = 0.0) -> Tensor:
+           augment: Augment = _unchanged, r1_gamma: float = 0.0, stats: dict | None = None) -> Tensor:
     """D's loss on reals and (detached) fakes, both through `augment`, plus gamma/2 * R1
-    (Mescheder et al. 2018) on the reals: the gradient is taken w.r.t. the un-augmented reals."""
+    (Mescheder et al. 2018) on the reals: the gradient is taken w.r.t. the un-augmented reals.
+    `stats`: filled with D(x), D(G(z)) and the rejected share of this batch (losses.d_stats)."""
     if r1_gamma:
         real = real.detach().requires_grad_(True)
     real_logits, fake_logits = d_real_fake(D, augment(real), augment(fake), labels)
+    if stats is not None:
+        stats.update(d_stats(loss, real_logits.detach(), fake_logits.detach()))
     loss_d = loss.d(real_logits, fake_logits)
     if r1_gamma:
         loss_d = loss_d + 0.5 * r1_gamma * r1_penalty(real_logits, real)
@@ -130,6 +133,7 @@ def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, label
     players' updates; `r1_gamma` adds gamma/2 * R1 on the reals to every D update.
     """
     aug = augment or _unchanged
+    stats: dict[str, Tensor] = {}  # D(x), D(G(z)) of the last D update (diagnostics.py)
     if updates == "simultaneous":
         z = torch.randn(len(real), z_dim, device=real.device)
         fake = G(z, labels)
@@ -137,9 +141,9 @@ def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, label
         loss_g = loss.g(D(aug(fake), labels))
         update("g", loss_g)  # steps G only; `fake` keeps the values G had before the step
         requires_grad(D, True)
-        loss_d = d_loss(D, loss, real, fake.detach(), labels, aug, r1_gamma)
+        loss_d = d_loss(D, loss, real, fake.detach(), labels, aug, r1_gamma, stats)
         update("d", loss_d)
-        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats}
 
     chunks = real.chunk(d_steps)
     label_chunks = labels.chunk(d_steps) if labels is not None else [None] * d_steps
@@ -148,7 +152,7 @@ def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, label
         keep_graph = reuse_fakes and i == d_steps - 1  # G's update will backpropagate through these
         with torch.set_grad_enabled(keep_graph):
             fake = G(z, y)
-        loss_d = d_loss(D, loss, x, fake.detach(), y, aug, r1_gamma)
+        loss_d = d_loss(D, loss, x, fake.detach(), y, aug, r1_gamma, stats)
         update("d", loss_d)
     y = label_chunks[-1]
     if not reuse_fakes:
@@ -157,7 +161,7 @@ def adversarial_step(G: nn.Module, D: nn.Module, loss: Loss, real: Tensor, label
     loss_g = loss.g(D(aug(fake), y))
     update("g", loss_g)
     requires_grad(D, True)
-    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats}
 
 
 def fixed_inputs(n: int, z_dim: int, num_classes: int, generator: torch.Generator) -> dict[str, Tensor]:
