@@ -93,6 +93,9 @@ class TrainConfig:
     """periodic checkpoints kept besides last.pt"""
     eval_every: int = 0
     """run the model's own evaluation every N steps (0 = only at the end)"""
+    stop_at: int = 0
+    """pause after this global step (checkpoint, no final evaluation) while train.steps, and so the
+    LR schedule, stay the whole run's; resuming continues to the end (0 = off; benchmarks/reproduce.py)"""
     on_nan: str = "stop"
     """stop | rollback: on NaN/Inf, stop, or reload the last good checkpoint with half the LR"""
     progress: bool = True
@@ -293,7 +296,7 @@ def validate(cfg: RunConfig) -> None:
     for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
         if getattr(t, key) <= 0 and not (key == "steps" and t.steps == 0 and _has_phases(cfg.name)):
             raise GankitError(f"train.{key} must be positive, got {getattr(t, key)}")
-    for key in ("epochs", "keep_checkpoints", "threads", "eval_every", "samples", "grad_clip"):
+    for key in ("epochs", "keep_checkpoints", "threads", "eval_every", "samples", "grad_clip", "stop_at"):
         if getattr(t, key) < 0:
             raise GankitError(f"train.{key} must not be negative, got {getattr(t, key)}")
     if not (t.lr > 0 and t.lr_d >= 0):

@@ -427,9 +427,12 @@ class _Trainer:
         self.model.train()
         if self.start == 0 and self.dist.main:
             self.samples(0)
+        # train.stop_at pauses a longer run (its step count, and so its LR schedule, unchanged)
+        # once; a resume from the pause, or past it, trains on to the end
+        pause_at = t.stop_at if self.start < t.stop_at < self.total else self.total
         try:
             with _StopFlag() as stop:
-                for step in range(self.start, self.total):
+                for step in range(self.start, pause_at):
                     phase = self.phase_at(step)
                     self.model.phase = phase
                     self.model.step = step  # 0-based global step, for schedules inside a phase
@@ -444,8 +447,9 @@ class _Trainer:
                     done = step + 1
                     self.bar.update(1)
                     last = done == self.total
+                    pause = done == pause_at and not last
                     stopping = self.dist.any(bool(stop.signum))
-                    if done % t.log_every == 0 or last or stopping or (done < self.total and
+                    if done % t.log_every == 0 or last or pause or stopping or (done < self.total and
                                                                        self.phase_at(done) != phase):
                         now = time.perf_counter()
                         record = self.flush(pending, done, phase, (done - step_log) / max(now - t_log, 1e-9))
@@ -460,11 +464,11 @@ class _Trainer:
                         raise Interrupted(f"{name} received: saved {path} at step {done}; "
                                           f"continue with: gankit train --resume {self.run_dir.path}",
                                           stop.signum or signal.SIGTERM)
-                    if done % t.sample_every == 0 or last:
+                    if done % t.sample_every == 0 or last or pause:
                         self.samples(done)
                     if (t.eval_every and done % t.eval_every == 0) or last:
                         self.evaluate(done)
-                    if done % t.checkpoint_every == 0 or last:
+                    if done % t.checkpoint_every == 0 or last or pause:
                         self._check_losses(pending)  # a NaN loss not yet logged must not be saved
                         self.save(done)
         finally:
