@@ -102,6 +102,12 @@ class TrainConfig:
     """show a progress bar"""
     samples: int = 64
     """images in each sample grid"""
+    diag_samples: int = 500
+    """image GANs: samples scored at each evaluation for the diagnostics (class coverage,
+    memorisation; see gankit/diagnostics.py). 0 = off"""
+    classifier: str = "auto"
+    """image GANs: domain classifier for the diagnostics' class histogram and mode coverage:
+    auto (the built-in one on digits data, none elsewhere) | none | a gankit fit-classifier file"""
 
 
 SECTIONS = ("model", "data", "train")
