@@ -11,10 +11,16 @@
 A checkpoint is written to a temporary file in the same directory, fsync'ed, then renamed
 over the old one, so a SIGKILL or a full disk at any moment leaves the previous checkpoint
 intact. Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code.
+
+Every checkpoint also stores `digest`, a sha256 over all it holds (each tensor's dtype, shape
+and bytes, each plain value's repr, in sorted-key order), and loading recomputes it: torch
+does not check the zip's CRCs, so without it a flipped bit in the tensor data would load
+silently. Checkpoints written before digests existed load with a warning (unverified).
 """
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -61,13 +67,40 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _feed(h, value, path: str) -> None:
+    """Hash `value` into `h` in an order that survives save/load (dict keys sorted)."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{path}:T:{value.dtype}:{tuple(value.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, dict):
+        h.update(f"{path}:D{len(value)}:".encode())
+        for k in sorted(value, key=repr):
+            _feed(h, value[k], f"{path}/{k!r}")
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{path}:L{len(value)}:".encode())
+        for i, v in enumerate(value):
+            _feed(h, v, f"{path}/{i}")
+    else:  # str, int, float (repr is exact), bool, None, torch.dtype, ...
+        h.update(f"{path}:V:{type(value).__name__}:{value!r}:".encode())
+
+
+def state_digest(state: dict[str, Any]) -> str:
+    """sha256 of everything in a checkpoint except the digest itself."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "digest"}, "")
+    return "sha256:" + h.hexdigest()
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Atomically write `state` to `path`; on any failure the old file is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    full = {**state, "format": FORMAT, "complete": True}
+    full["digest"] = state_digest(full)
     try:
         with open(tmp, "wb") as f:
-            torch.save({**state, "format": FORMAT, "complete": True}, f)
+            torch.save(full, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -97,6 +130,12 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
         raise GankitError(f"{path}: not a complete gankit checkpoint ({first[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or not state.get("complete"):
         raise GankitError(f"{path}: not a complete gankit checkpoint")
+    if "digest" not in state:  # written before digests existed: usable, but nothing to check
+        warnings.warn(f"{path}: checkpoint has no digest (an older gankit wrote it); loaded unverified",
+                      stacklevel=2)
+    elif state_digest(state) != state["digest"]:
+        raise GankitError(f"{path}: corrupt checkpoint (its contents do not match the sha256 digest "
+                          "saved with them; a flipped bit or a damaged disk)")
     return state
 
 
@@ -211,13 +250,19 @@ class RunDir:
             tmp.unlink(missing_ok=True)
 
     def latest(self, map_location="cpu") -> tuple[dict[str, Any], Path]:
-        """The newest checkpoint that loads completely (a corrupt newest one is skipped)."""
+        """The newest checkpoint that loads and verifies; newer ones that do not are skipped
+        with a warning (never loaded)."""
         errors = []
         for path in self.candidates():
             try:
-                return load_checkpoint(path, map_location), path
+                state = load_checkpoint(path, map_location)
             except GankitError as e:
                 errors.append(str(e))
+                continue
+            if errors:
+                warnings.warn(f"skipped {len(errors)} newer checkpoint(s) that do not verify ({'; '.join(errors)}); "
+                              f"using {path.name} (step {state.get('step')})", stacklevel=2)
+            return state, path
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise GankitError(f"{self.path}: no complete checkpoint to resume from{detail}")
 
