@@ -82,6 +82,11 @@ def distinct_n(sentences: list[list[str]], orders=(1, 2, 3)) -> dict[str, float]
     return out
 
 
+def distinct_sequences(sentences: list[list[str]]) -> dict[str, float]:
+    """Share of generated sequences that are distinct (a collapse check; gankit/diagnostics.py)."""
+    return {"distinct_seqs": len({tuple(s) for s in sentences}) / max(len(sentences), 1)}
+
+
 def self_bleu(sentences: list[list[str]], orders=(2, 3, 4, 5)) -> dict[str, float]:
     """Self-BLEU (Zhu et al. 2018, Texygen): every generated sentence scored as above against
     all the *other* generated sentences; higher = less diverse. Exact leave-one-out without

@@ -338,7 +338,8 @@ class SeqGAN(nn.Module):
             q = self.rewards(y)  # (B, T)
             loss_g = -(self.G.log_prob(y) * q).sum()
             update("g_adv", loss_g)
-            out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean()}
+            # reward_pos: mean Q per token position (T,), a heatmap over training in the report
+            out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean(), "reward_pos": q.mean(0)}
         self.update_rollout()
         for _ in range(self.cfg.d_steps if self.cfg.reward == "discriminator" else 0):  # PG-BLEU needs no D
             out["loss_d"] = self.train_d(update, self.cfg.d_samples, self.cfg.d_epochs)
@@ -515,16 +516,21 @@ class SeqGAN(nn.Module):
             out["nll_oracle"] = self.nll_oracle()
             if self.G_mle is not None and self.adv_started:
                 out["nll_oracle_mle_baseline"] = self.nll_oracle(G=self.G_mle)
+            # what NLL-oracle cannot see (PG-BLEU collapses while it improves): diversity over token ids
+            from ..metrics.text import distinct_n, distinct_sequences, self_bleu
+            ids = [[str(t) for t in row] for row in
+                   self.G.sample(self.cfg.bleu_samples, self.seq_len, self.cfg.temperature).tolist()]
+            out |= distinct_sequences(ids) | distinct_n(ids) | self_bleu(ids, orders=(3,))
         held = getattr(self.data, "held_out", None)
         if held and "tokens" in held:
             out["nll_test"] = self.nll(held["tokens"].to(self.device))
         refs = getattr(self.data, "references", None)
         if self.vocab is not None and refs:
-            from ..metrics.text import BLEU, distinct_n, self_bleu
+            from ..metrics.text import BLEU, distinct_n, distinct_sequences, self_bleu
             if self._bleu is None:
                 self._bleu = BLEU(refs, 5)
             hyps = [s.split() for s in self.sample(self.cfg.bleu_samples)]
-            out |= self._bleu.score(hyps) | self_bleu(hyps) | distinct_n(hyps)
+            out |= self._bleu.score(hyps) | self_bleu(hyps) | distinct_n(hyps) | distinct_sequences(hyps)
         return out
 
     # ------------------------------------------------------------------ samples
