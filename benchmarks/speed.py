@@ -83,7 +83,7 @@ def reference_data(data, ref_kw: dict) -> dict:
 def run_case(case, reps: int, steps: int, warmup: int, peak: float, batch: int | None,
              budget_s: float) -> dict:
     label, model, phase, sets, ref_name, ref_kw = case
-    g_step, g_samples, info, data = setup(model, batch, "cpu", sets, phase)
+    g_step, g_samples, info, data = setup(model, batch, "cpu", sets, phase, as_reference=True)
     ref = importlib.import_module(f"benchmarks.reference.{ref_name}")
     r_step, r_samples = ref.build("cpu", **({"batch_size": batch} if batch else {}),
                                   **reference_data(data, ref_kw), **ref_kw)

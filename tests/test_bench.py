@@ -26,6 +26,19 @@ def test_bench_prints_one_json_line(capsys):
     assert result["model"] == "gan" and result["batch"] == 16 and result["samples_per_s"] > 0
 
 
+def test_bench_times_what_train_runs_unless_as_reference(capsys):
+    """`gankit bench cgan` is the shipped cgan config (alternating, bce); --as-reference is
+    PyTorch-GAN's cgan.py setting (simultaneous updates, lsgan)."""
+    from gankit.config import build_config
+    trained = build_config("cgan").model
+    assert cli(["bench", "cgan", "--steps", "1", "--warmup", "0", "--batch-size", "8"]) == 0
+    assert cli(["bench", "cgan", "--steps", "1", "--warmup", "0", "--batch-size", "8", "--as-reference"]) == 0
+    default, reference = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    assert default["setting"] == "train" and reference["setting"] == "reference"
+    assert default["updates"] == trained.updates == "alternating"
+    assert reference["updates"] == "simultaneous"
+
+
 def test_bench_unknown_model_is_one_line_error(capsys):
     assert cli(["bench", "nosuchgan", "--steps", "1"]) == 2
     assert "not registered" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import torch
 
 from .config import RunConfig, config_from_dict
 from .data import Dataset, load_data
+from .ema import EMA, generator_names
 from .errors import GankitError
 from .models import MODELS
 from .runs import RunDir, load_checkpoint
@@ -62,8 +63,8 @@ def load_run(run_dir: str | Path, device: str = "cpu", ema: bool = True, checkpo
         data = Dataset(MODELS[cfg.name].DATA_KIND, {"_": torch.zeros(1)}, dict(state["data_info"]))
     model = MODELS[cfg.name](cfg.model, data, cfg.train)
     model.load_state_dict(state["model"])
-    if ema and state.get("ema") is not None and hasattr(model, "G"):
-        model.G.load_state_dict(state["ema"])
+    if ema and state.get("ema") is not None:  # the averaged generators, BatchNorm statistics included
+        EMA.modules_from_state({name: getattr(model, name) for name in generator_names(model)}, state["ema"])
     model.to(dev).eval()
     if with_data:
         data.to(dev)

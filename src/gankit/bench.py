@@ -2,9 +2,10 @@
 
 The model, data, optimizers and `update` are built by the trainer's own pieces
 (`build_model`, `Updater`, `_compile`, the bf16 autocast), so what is timed is what
-`gankit train` runs, minus logging and checkpoints. With no options each model runs its
-reference configuration (REFERENCE below), the one `benchmarks/reference/` implements,
-so the numbers compare directly.
+`gankit train MODEL` runs (its shipped config and default data), minus logging and
+checkpoints. `--as-reference` times instead the setting that `benchmarks/reference/`
+implements (REFERENCE below: the reference's shapes, batch, loss and update order), so
+the numbers compare directly with the reference scripts; `benchmarks/speed.py` uses it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from .config import build_config
+from .cpu import pick_threads
 from .distributed import Dist
 from .errors import GankitError
 from .models import MODELS
@@ -39,6 +41,7 @@ REFERENCE: dict[str, dict[str, Any]] = {
     "seqgan": {"batch": 64, "set": ["data.spec=oracle", "model.d_steps=0", "model.mle_baseline=false"],
                "phase": "adversarial"},
 }
+DEFAULT_PHASE = {"seqgan": "adversarial"}  # a phased model's `--steps` counts this phase
 PHASES = {"pretrain": "mle"}  # bench phase name -> the model's phase name
 QUIET = ["train.progress=false"]
 
@@ -56,8 +59,9 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 
 def setup(model: str, batch_size: int | None = None, device: str = "cpu", overrides: list[str] = (),
-          phase: str | None = None) -> tuple[Callable[[], None], int, dict[str, Any], Any]:
-    """Build MODEL as the trainer does; return (step_fn, samples_per_step, description, data).
+          phase: str | None = None, as_reference: bool = False) -> tuple[Callable[[], None], int, dict[str, Any], Any]:
+    """Build MODEL as the trainer does (or in its REFERENCE setting); return (step_fn,
+    samples_per_step, description, data).
 
     `step_fn()` runs one full training step (or, for seqgan `phase="nll"`, one NLL-oracle
     evaluation: sample `model.eval_samples` sequences and score them under the oracle). Used by `bench` and by `benchmarks/speed.py`.
@@ -68,14 +72,15 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
         known = ", ".join(sorted(MODELS))
         raise GankitError(f"model '{model}' is not registered in this gankit (have: {known}); "
                           "nothing to benchmark")
-    ref = REFERENCE.get(model, {"batch": None, "set": []})
+    ref = REFERENCE.get(model, {"batch": None, "set": []}) if as_reference else \
+        {"batch": None, "set": [], "phase": DEFAULT_PHASE.get(model)}
     batch = batch_size or ref["batch"]
     sets = list(ref["set"]) + ([f"train.batch_size={batch}"] if batch else []) + QUIET + list(overrides)
     cfg = build_config(model, overrides=sets + [f"train.device={device}"])
     t = cfg.train
     dev = pick_device(t.device)
-    if t.threads:
-        torch.set_num_threads(t.threads)
+    if dev.type == "cpu" or t.threads:
+        torch.set_num_threads(pick_threads(t.threads)[0])
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -120,7 +125,8 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
             n = len(next(iter(data.tensors.values())))
             samples = n // min(t.batch_size, n) * min(t.batch_size, n)
 
-    info = {"model": model, "device": str(dev), "batch": t.batch_size, "phase": phase,
+    info = {"model": model, "setting": "reference" if as_reference else "train", "device": str(dev),
+            "batch": t.batch_size, "phase": phase,
             "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,
             "threads": torch.get_num_threads(),
             "updates": getattr(cfg.model, "updates", None), "reuse_fakes": getattr(cfg.model, "reuse_fakes", None),
@@ -129,11 +135,12 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
 
 
 def bench(model: str, batch_size: int | None = None, steps: int = 20, warmup: int = 3,
-          device: str = "cpu", overrides: list[str] = (), phase: str | None = None) -> dict[str, Any]:
+          device: str = "cpu", overrides: list[str] = (), phase: str | None = None,
+          as_reference: bool = False) -> dict[str, Any]:
     """Time `steps` full training steps after `warmup`; one flat dict (printed as JSON)."""
     if steps <= 0 or warmup < 0:
         raise GankitError("--steps must be positive and --warmup non-negative")
-    step, samples, info, _ = setup(model, batch_size, device, overrides, phase)
+    step, samples, info, _ = setup(model, batch_size, device, overrides, phase, as_reference)
     dev = torch.device(info["device"])
     for _ in range(warmup):
         step()

@@ -169,7 +169,7 @@ def cmd_bench(args) -> int:
     from .bench import bench
     overrides = [o for group in args.set for o in group]
     result = bench(args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                   device=args.device, overrides=overrides, phase=args.phase)
+                   device=args.device, overrides=overrides, phase=args.phase, as_reference=args.as_reference)
     print(json.dumps(result))
     return 0
 
@@ -265,8 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tr.set_defaults(func=cmd_translate)
 
-    b = sub.add_parser("bench", help="time full training steps; prints one JSON line")
+    b = sub.add_parser("bench", help="time full training steps; prints one JSON line",
+                       description="Time full training steps of what `gankit train MODEL` runs (its shipped "
+                                   "config, default data), or with --as-reference the setting the reference "
+                                   "scripts in benchmarks/reference/ implement.")
     b.add_argument("model")
+    b.add_argument("--as-reference", action="store_true",
+                   help="the reference script's shapes, batch, loss and update order (benchmarks/speed.py)")
     b.add_argument("--batch-size", type=int)
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--warmup", type=int, default=3)

@@ -2,7 +2,7 @@
 
 The model decides the order of its updates (`train_step(batch, update)`); the trainer
 owns the mechanics: device, seeding, bf16 autocast, torch.compile, gradient clipping,
-distributed gradient averaging, EMA of G, logging, sample grids, evaluation, atomic
+distributed gradient averaging, EMA of the generators, logging, sample grids, evaluation, atomic
 checkpoints, exact resume, NaN detection and clean shutdown on SIGINT/SIGTERM.
 
 Host syncs (`.tolist()`, printing) happen only at log/checkpoint intervals: per-step
@@ -27,7 +27,9 @@ from torch import nn
 from .config import RunConfig
 from .data import Dataset, load_data, resolve_paths
 from .data.transforms import save_grid
+from .cpu import SlowdownWatch, pick_threads
 from .distributed import Dist, convert_sync_batchnorm
+from .ema import EMA
 from .errors import DivergenceError, GankitError, Interrupted
 from .models import MODELS
 from .runs import RunDir, default_run_dir
@@ -47,37 +49,18 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     raise GankitError(f"train.device must be auto, cpu or cuda[:N], got '{name}'")
 
 
-class EMA:
-    """Exponential moving average of G's weights, used for samples and evaluation."""
-
-    def __init__(self, module: nn.Module, decay: float):
-        self.decay = decay
-        self.module = copy.deepcopy(module).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, source: nn.Module) -> None:
-        ema_p = list(self.module.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in source.parameters()], 1.0 - self.decay)
-        for b_ema, b in zip(self.module.buffers(), source.buffers()):
-            b_ema.copy_(b)
-
-
 @contextlib.contextmanager
 def evaluating(model: nn.Module, ema: EMA | None = None):
-    """Eval mode, EMA generator swapped in, training RNG untouched — so sampling or
+    """Eval mode, EMA generators swapped in, training RNG untouched — so sampling or
     evaluating in the middle of a run never changes what the run does next."""
     was_training = model.training
-    original_g = getattr(model, "G", None)
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
         model.eval()
-        if ema is not None:
-            model.G = ema.module
         try:
-            yield model
+            with ema.swapped_in(model) if ema is not None else contextlib.nullcontext(model):
+                yield model
         finally:
-            if ema is not None:
-                model.G = original_g
             model.train(was_training)
 
 
@@ -204,8 +187,14 @@ class _Trainer:
         self.cfg, self.dist = cfg, dist
         t = cfg.train
         self.device = pick_device(t.device, dist.local_rank)
-        if t.threads:
+        if self.device.type == "cpu":  # on GPUs the host threads barely matter: torch's default
+            threads, why = pick_threads(t.threads)
+            torch.set_num_threads(threads)
+            if dist.main and t.progress:
+                print(f"{cfg.name}: {threads} CPU thread(s) ({why})", file=sys.stderr)
+        elif t.threads:
             torch.set_num_threads(t.threads)
+        self.slowdown = SlowdownWatch()
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
@@ -236,7 +225,7 @@ class _Trainer:
             raise GankitError("nothing to train: every phase has 0 steps (check --steps and the pretrain.* counts)")
         self.schedulers = (self.model.configure_schedulers(self.optimizers, self.total)
                            if hasattr(self.model, "configure_schedulers") else {})
-        self.ema = EMA(self.model.G, t.ema) if t.ema and hasattr(self.model, "G") else None
+        self.ema = EMA(self.model, t.ema) if t.ema else None
         self.fixed = self.model.fixed_inputs(t.samples, torch.Generator().manual_seed(t.seed))
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.amp)
         self.update = Updater(self.optimizers, dist, t.grad_clip)
@@ -267,7 +256,7 @@ class _Trainer:
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "ema": self.ema.module.state_dict() if self.ema else None,
+            "ema": self.ema.state_dict(self.model) if self.ema else None,
             "fixed": self.fixed,
             "rng": self.dist.gather_objects(rng),
             "world_size": self.dist.world,
@@ -286,7 +275,7 @@ class _Trainer:
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
         if self.ema and state.get("ema") is not None:
-            self.ema.module.load_state_dict(state["ema"])
+            self.ema.load_state_dict(state["ema"])
         self.fixed = state["fixed"]
         self.start = int(state["step"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
@@ -359,6 +348,10 @@ class _Trainer:
         for name, opt in self.optimizers.items():
             record[f"lr_{name}"] = opt.param_groups[0]["lr"]
         record["steps_per_s"] = rate
+        if self.device.type == "cpu" and self.dist.main:
+            hint = self.slowdown.check(rate, torch.get_num_threads())
+            if hint:
+                (self.bar.write if self.bar is not None else print)(hint, file=sys.stderr)
         record["elapsed_s"] = round(self.elapsed_before + time.perf_counter() - self.t0, 2)
         if self.dist.main:
             self.run_dir.log(record)
@@ -417,6 +410,10 @@ class _Trainer:
                 self.bar.write(f"step {step}: " + ", ".join(
                     f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
 
+    def _describe(self, phase: str) -> str:
+        names = [name for name, _ in self.phases]
+        return f"{self.cfg.name} {phase} ({names.index(phase) + 1}/{len(names)})"
+
     def phase_at(self, step: int) -> str:
         for name, n in self.phases:
             if step < n:
@@ -463,6 +460,11 @@ class _Trainer:
                         disable=not (t.progress and self.dist.main), unit="step", file=sys.stderr)
         batches = self.data.batches(t.batch_size * self.reals_per_step, t.seed, self.start,
                                     self.dist.rank, self.dist.world)
+        if len(self.phases) > 1 and self.start < self.total:
+            self.bar.set_description(self._describe(self.phase_at(self.start)))
+            if t.progress and self.dist.main and self.start == 0:
+                self.bar.write("the progress bar counts every phase: " + " + ".join(
+                    f"{name} {n}" for name, n in self.phases) + f" = {self.total} steps", file=sys.stderr)
         pending: list[tuple[int, str, dict]] = []
         self.t0 = time.perf_counter()
         t_log, step_log = self.t0, self.start
@@ -487,7 +489,7 @@ class _Trainer:
                     for sched in self.schedulers.values():
                         sched.step()
                     if self.ema:
-                        self.ema.update(self.model.G)
+                        self.ema.update(self.model, step)
                     pending.append((step, phase, losses))
                     done = step + 1
                     self.bar.update(1)
@@ -501,8 +503,9 @@ class _Trainer:
                         pending, t_log, step_log = [], now, done
                         self.bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
                                               if k.startswith("loss")}, refresh=False)
-                        self.bar.set_description(f"{self.cfg.name} {phase}" if len(self.phases) > 1
-                                                 else self.cfg.name)
+                        if done < self.total and self.phase_at(done) != phase:
+                            self.slowdown.reset()  # phases differ in speed by design
+                            self.bar.set_description(self._describe(self.phase_at(done)))
                     if stopping:
                         path = self.save(done)
                         name = signal.Signals(stop.signum).name if stop.signum else "signal"

@@ -24,6 +24,8 @@ class GANModel(Protocol):
     DATA_KIND: str
     """'image' | 'unpaired' | 'text': what load_data must return"""
     PAPER: str
+    GENERATORS: tuple[str, ...]
+    """attributes holding the sample-making networks (what `train.ema` averages)"""
 
     def __init__(self, cfg: Any, data: Any, train: Any) -> None: ...
 

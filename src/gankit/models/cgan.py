@@ -90,6 +90,8 @@ class Discriminator(nn.Module):
 
 class CGAN(nn.Module):
     Config = CGANConfig
+    GENERATORS = ("G",)
+    """the networks whose weights `train.ema` averages"""
     DATA_KIND = "image"
     PAPER = "Mirza & Osindero 2014, Conditional Generative Adversarial Nets"
 

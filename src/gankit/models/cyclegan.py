@@ -187,6 +187,8 @@ class ReplayBuffer(nn.Module):
 
 class CycleGAN(nn.Module):
     Config = CycleGANConfig
+    GENERATORS = ("G_AB", "G_BA")
+    """the networks whose weights `train.ema` averages"""
     DATA_KIND = "unpaired"
     PAPER = "Zhu, Park, Isola & Efros 2017, Unpaired Image-to-Image Translation using Cycle-Consistent GANs"
 

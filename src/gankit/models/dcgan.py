@@ -114,6 +114,8 @@ class Discriminator(nn.Module):
 
 class DCGAN(nn.Module):
     Config = DCGANConfig
+    GENERATORS = ("G",)
+    """the networks whose weights `train.ema` averages"""
     DATA_KIND = "image"
     PAPER = "Radford, Metz & Chintala 2016, Unsupervised Representation Learning with DCGANs"
 

@@ -78,6 +78,8 @@ class Discriminator(nn.Module):
 
 class GAN(nn.Module):
     Config = GANConfig
+    GENERATORS = ("G",)
+    """the networks whose weights `train.ema` averages"""
     DATA_KIND = "image"
     PAPER = "Goodfellow et al. 2014, Generative Adversarial Nets"
 

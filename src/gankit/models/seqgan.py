@@ -275,6 +275,8 @@ class Discriminator(nn.Module):
 
 class SeqGAN(nn.Module):
     Config = SeqGANConfig
+    GENERATORS = ("G",)
+    """the networks whose weights `train.ema` averages"""
     DATA_KIND = "text"
     PAPER = "Yu et al. 2017, SeqGAN: Sequence Generative Adversarial Nets with Policy Gradient"
     EXTRA_SECTIONS = {"pretrain": PretrainConfig}
