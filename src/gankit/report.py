@@ -43,8 +43,9 @@ def _plot_losses(rows: list[dict], out: Path) -> Path | None:
 
 def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     evals = [r for r in rows if r.get("eval")]
-    keys = sorted({k for r in evals for k, v in r.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"})
+    keys = sorted({k for r in evals for k, v in r.items()  # diagnostics keys: their own panel
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"
+                   and k not in ("classes_covered", "num_classes") and not k.startswith("memo_")})
     series = {k: [(r["step"], r[k]) for r in evals if isinstance(r.get(k), (int, float))] for k in keys}
     series = {k: v for k, v in series.items() if len(v) > 1}
     if not series:
@@ -137,6 +138,9 @@ def write_report(run_dir: str | Path) -> Path:
     figures = root / "figures"
     loss_png = _plot_losses(rows, figures / "losses.png")
     eval_png = _plot_eval(rows, figures / "eval.png")
+    from .diagnostics_panel import hints_html, plot_diagnostics
+    loss_name = getattr(run.config().model, "loss", None) if run.config_file.is_file() else None
+    diag_png = plot_diagnostics(rows, figures / "diagnostics.png", loss_name)
     if run.config_file.is_file():  # SeqGAN on oracle data: the paper's learning-curve figure
         curve = oracle_curve(rows, run.config().extra.get("pretrain"))
         if curve and (curve["seqgan"] or curve["mle"]):
@@ -181,7 +185,11 @@ def write_report(run_dir: str | Path) -> Path:
             parts.append(f"<img src='{rel(eval_png)}' alt='evaluation over training'>")
     if loss_png:
         parts.append(f"<h2>Losses</h2><img src='{rel(loss_png)}' alt='loss curves'>")
-    extra = [p for p in sorted(figures.glob("*.png")) if p not in (loss_png, eval_png)] if figures.is_dir() else []
+    if diag_png:
+        parts.append(f"<h2>Diagnostics</h2>{hints_html(rows, loss_name)}"
+                     f"<img src='{rel(diag_png)}' alt='diagnostics panel'>")
+    extra = ([p for p in sorted(figures.glob("*.png")) if p not in (loss_png, eval_png, diag_png)]
+             if figures.is_dir() else [])
     if extra:
         parts.append("<h2>Figures</h2><div class='grids'>")
         for p in extra:
