@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +33,11 @@ from typing import Any
 
 import torch
 import yaml
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, no run lock
+    fcntl = None
 
 from .config import RunConfig, config_from_dict
 from .errors import GankitError
@@ -72,7 +78,8 @@ def _feed(h, value, path: str) -> None:
     if isinstance(value, torch.Tensor):
         t = value.detach().cpu().contiguous().reshape(-1)
         h.update(f"{path}:T:{value.dtype}:{tuple(value.shape)}:".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())  # the bytes as stored, no copy
     elif isinstance(value, dict):
         h.update(f"{path}:D{len(value)}:".encode())
         for k in sorted(value, key=repr):
@@ -166,10 +173,11 @@ class RunDir:
     def create(self, cfg: RunConfig, overwrite: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise GankitError(f"run directory {self.path} exists and is not a directory")
-        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
+        content = [p for p in self.path.iterdir() if p.name != LOCK_NAME] if self.path.is_dir() else []
+        if content and not overwrite:
             raise GankitError(f"run directory {self.path} already exists; use --resume {self.path} "
                               "to continue it or --overwrite to replace it")
-        if overwrite and self.path.exists() and any(self.path.iterdir()) and not self.exists():
+        if overwrite and content and not self.exists():
             raise GankitError(f"{self.path} is not empty and is not a gankit run directory (no config.yaml); "
                               "--overwrite only replaces runs, choose another --out")
         if overwrite and self.path.exists():
@@ -265,6 +273,89 @@ class RunDir:
             return state, path
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise GankitError(f"{self.path}: no complete checkpoint to resume from{detail}")
+
+
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """One writer per run directory: RUN_DIR/.lock holds the writer's pid and host, and the
+    writer holds an flock on it. The kernel drops the flock when the process dies (even by
+    SIGKILL), so a lock file left by a killed run is stale by construction and the next
+    writer takes it over; no pid guessing, and two writers cannot both win a race.
+    Without fcntl (Windows) there is no lock. Use as a context manager; `enabled=False`
+    (ranks other than 0 under torchrun) makes it a no-op."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True):
+        self.dir, self.enabled = Path(run_dir), enabled and fcntl is not None
+        self.path = self.dir / LOCK_NAME
+        self.fd: int | None = None
+        self.made_dir = False
+
+    def __enter__(self) -> "RunLock":
+        if not self.enabled:
+            return self
+        if self.dir.exists() and not self.dir.is_dir():
+            raise GankitError(f"run directory {self.dir} exists and is not a directory")
+        self.made_dir = not self.dir.exists()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = _read_lock(fd)
+                    os.close(fd)
+                    self._remove_dir()
+                    raise GankitError(f"{self.dir} is being written by another gankit process "
+                                      f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, lock file "
+                                      f"{self.path}); wait for it to finish or stop it first") from None
+                try:  # the previous holder may have unlinked the file between our open and flock
+                    same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)
+        except OSError as e:
+            self._remove_dir()
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise GankitError(f"cannot write to the run directory {self.dir} ({e.strerror}); "
+                              "it is read-only: choose another --out") from None
+        old = _read_lock(fd)
+        if old.get("pid") and old.get("pid") != os.getpid():
+            warnings.warn(f"{self.path}: taking over a stale lock (pid {old['pid']} on {old.get('host', '?')} "
+                          "is gone)", stacklevel=2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still holding the flock: see the inode check
+        os.close(self.fd)
+        self.fd = None
+        self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        """A start that failed before writing anything leaves no run directory behind."""
+        if self.made_dir:
+            try:
+                self.dir.rmdir()
+            except OSError:
+                pass
+
+
+def _read_lock(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
 
 
 def default_run_dir(model: str, root: str | Path = "runs") -> Path:

@@ -32,7 +32,7 @@ from .distributed import Dist, convert_sync_batchnorm
 from .ema import EMA
 from .errors import DivergenceError, GankitError, Interrupted
 from .models import MODELS
-from .runs import RunDir, default_run_dir
+from .runs import RunDir, RunLock, default_run_dir
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -176,8 +176,10 @@ def train(cfg: RunConfig, out: str | Path | None = None, resume: str | Path | No
     device_type = "cuda" if cfg.train.device.startswith("cuda") or (
         cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
     dist = Dist.from_env(device_type)
+    out = Path(resume or out or default_run_dir(cfg.name))
     try:
-        return _Trainer(cfg, dist, out, resume, overwrite).run()
+        with RunLock(out, enabled=dist.main):  # one writer per run directory (rank 0 writes)
+            return _Trainer(cfg, dist, out, resume, overwrite).run()
     finally:
         dist.close()
 
