@@ -51,6 +51,9 @@ def load_run(run_dir: str | Path, device: str = "cpu", ema: bool = True, checkpo
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise GankitError(f"run directory not found: {run.path}")
+    if not checkpoint and not run.exists():
+        raise GankitError(f"{run.path} is not a gankit run directory (no config.yaml); "
+                          "give the folder that `gankit train --out` wrote")
     if checkpoint:
         state, path = load_checkpoint(Path(checkpoint)), Path(checkpoint)
     else:

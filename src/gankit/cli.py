@@ -24,13 +24,31 @@ def _compact_warnings() -> None:
 
 # ----------------------------------------------------------------------------- train
 
-def _config_epilog() -> str:
-    from .config import DataConfig, TrainConfig, describe
-    lines = ["config keys (set with --set KEY=VALUE; model.* keys: `gankit list --keys MODEL`):"]
-    for section, obj in (("data", DataConfig()), ("train", TrainConfig())):
+def _config_epilog(model: str | None = None) -> str:
+    """The data.* and train.* keys with their defaults: MODEL's own (its shipped config)
+    for `gankit train MODEL --help`, else the generic dataclass defaults."""
+    from .config import DataConfig, TrainConfig, build_config, describe
+    if model:
+        cfg = build_config(model)
+        sections = (("data", cfg.data), ("train", cfg.train))
+        lines = [f"config keys with {model}'s defaults (set with --set KEY=VALUE; model.* keys: "
+                 f"`gankit list --keys {model}`):"]
+    else:
+        sections = (("data", DataConfig()), ("train", TrainConfig()))
+        lines = ["config keys with their generic defaults; each model's shipped config changes some "
+                 "(`gankit train MODEL --help` shows MODEL's; model.* keys: `gankit list --keys MODEL`):"]
+    for section, obj in sections:
         for key, default, doc in describe(obj):
             lines.append(f"  {section}.{key} = {default}" + (f"  -- {doc}" if doc else ""))
     return "\n".join(lines)
+
+
+def _help_model(argv: list[str]) -> str | None:
+    """The model named in `gankit train MODEL --help`, so that help shows its defaults."""
+    if "train" not in argv or not {"-h", "--help"} & set(argv):
+        return None
+    from .models import MODELS
+    return next((a for a in argv[argv.index("train") + 1:] if a in MODELS), None)
 
 
 def cmd_train(args) -> int:
@@ -176,14 +194,15 @@ def cmd_bench(args) -> int:
 
 # ---------------------------------------------------------------------------- parser
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and compare the classic GANs on real data.")
     p.add_argument("--debug", action="store_true", help="show full Python tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
     t = sub.add_parser("train", help="train a model into a run directory", formatter_class=fmt,
-                       epilog=_config_epilog(),
+                       epilog=_config_epilog(help_model),
                        description="Train MODEL. Defaults come from the model's shipped config; "
                                    "--config FILE and --set KEY=VALUE override them.")
     t.add_argument("model", nargs="?", help="gan | cgan | dcgan | cyclegan | seqgan (optional with --resume)")
@@ -194,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--epochs", type=int, metavar="N", help="passes over the data instead of --steps")
     t.add_argument("--batch-size", type=int, metavar="N", help="examples per step (train.batch_size)")
     t.add_argument("--seed", type=int, metavar="N", help="random seed (train.seed)")
+    p.add_argument("--version", action="version", version=f"gankit {__version__}")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (train.device)")
     t.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-TIMESTAMP)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last complete checkpoint")
@@ -288,7 +308,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_help_model(sys.argv[1:] if argv is None else list(argv)))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

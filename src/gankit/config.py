@@ -81,9 +81,9 @@ class TrainConfig:
     channels_last: bool = False
     """channels_last memory format for conv nets (usually faster on CUDA)"""
     threads: int = 0
-    """CPU threads for torch (0 = leave torch's default)"""
+    """CPU threads for torch (0 = auto: one per core this process may use that is idle at the start)"""
     ema: float = 0.0
-    """EMA decay for a copy of G used for sampling (0 = off, e.g. 0.999)"""
+    """EMA decay of the generators' weights, used for samples and evaluation (0 = off, e.g. 0.999); warm-up min(decay, (1+t)/(10+t))"""
     sync_batchnorm: bool = False
     """distributed runs: convert BatchNorm layers to SyncBatchNorm"""
     log_every: int = 50

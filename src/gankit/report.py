@@ -17,8 +17,39 @@ img{image-rendering:pixelated;max-width:100%} .grids img{width:260px} img.final{
 """
 
 
+# Which way is better, and what scale a number is on, for the report's metric table.
+LOWER_IS_BETTER = ("fid", "kid", "nll", "l1", "self_bleu", "loss", "copied")
+HIGHER_IS_BETTER = ("precision", "recall", "accuracy", "acc", "psnr", "ssim", "bleu", "distinct", "miou",
+                    "inception_score", "is", "coverage")
+METRIC_NOTES = {
+    "kid": "unbiased MMD² with a cubic kernel, as is (not ×1000); compare only within one feature network",
+    "fid": "Fréchet distance of feature Gaussians; compare only within one feature network and protocol",
+}
+
+
+def direction(key: str) -> str:
+    """'lower', 'higher' or '' for a metric name such as 'fid', 'bleu_3', 'pixel_acc_AtoB'."""
+    base = key.lower()
+    if base.endswith("_std") or base.startswith("lr_") or base in ("steps_per_s", "elapsed_s", "eval_seconds"):
+        return ""
+    if base.startswith(LOWER_IS_BETTER):
+        return "lower"
+    if any(token in HIGHER_IS_BETTER for token in base.split("_")):
+        return "higher"
+    return ""
+
+
+def _better(key: str) -> str:
+    return {"lower": "lower ↓", "higher": "higher ↑"}.get(direction(key), "")
+
+
+def resume_steps(rows: list[dict]) -> list[int]:
+    """Steps at which the run was resumed (or rolled back), from the trainer's event rows."""
+    return [int(r["step"]) for r in rows if r.get("event") in ("resume", "rollback")]
+
+
 def _plot_losses(rows: list[dict], out: Path) -> Path | None:
-    train_rows = [r for r in rows if not r.get("eval")]
+    train_rows = [r for r in rows if not r.get("eval") and not r.get("event")]
     keys = sorted({k for r in train_rows for k in r if k.startswith("loss")})
     if not keys:
         return None
@@ -28,12 +59,15 @@ def _plot_losses(rows: list[dict], out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for k in keys:
         pts = [(r["step"], r[k]) for r in train_rows if r.get(k) is not None]
-        if pts:
-            ax.plot(*zip(*pts), label=k)
+        if pts:  # markers too: a short run logs only a point or two, which a bare line hides
+            ax.plot(*zip(*pts), marker="o" if len(pts) < 20 else None, markersize=3, label=k)
+    for i, step in enumerate(resume_steps(rows)):
+        ax.axvline(step, color="k", lw=0.8, ls="--", label="resumed" if i == 0 else None)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    ax.set_title("losses per log interval (averaged over its steps)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -57,7 +91,8 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     fig, axes = plt.subplots(1, n, figsize=(min(4 * n, 16), 3), squeeze=False)
     for ax, (k, pts) in zip(axes[0], series.items()):
         ax.plot(*zip(*pts), marker=".")
-        ax.set_title(k, fontsize=9)
+        better = direction(k)
+        ax.set_title(f"{k} ({better} is better)" if better else k, fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
@@ -130,6 +165,17 @@ def _pick(items: list[Path], k: int) -> list[Path]:
     return [items[i] for i in idx]
 
 
+def _sample_layout(run: RunDir) -> str:
+    """The model's own words on how its sample grids are laid out (`SAMPLE_LAYOUT`)."""
+    if not run.config_file.is_file():
+        return ""
+    try:
+        from .models import MODELS  # late: the report is also written for runs of unknown models
+        return getattr(MODELS.get(run.config().name), "SAMPLE_LAYOUT", "")
+    except Exception:  # a damaged config.yaml must not stop the report
+        return ""
+
+
 def write_report(run_dir: str | Path) -> Path:
     run = RunDir(run_dir)
     root = run.path
@@ -148,7 +194,8 @@ def write_report(run_dir: str | Path) -> Path:
     grids = sorted(run.samples.glob("step_*.png"))
     texts = sorted(run.samples.glob("step_*.txt"))
     evals = [r for r in rows if r.get("eval")]
-    last_train = next((r for r in reversed(rows) if not r.get("eval")), None)
+    last_train = next((r for r in reversed(rows) if not r.get("eval") and not r.get("event")), None)
+    layout = _sample_layout(run)
 
     rel = lambda p: html.escape(str(p.relative_to(root)))  # noqa: E731
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gankit report: {html.escape(root.name)}</title>"
@@ -158,7 +205,8 @@ def write_report(run_dir: str | Path) -> Path:
     if grids:
         final = grids[-1]
         parts.append(f"<h2>Final samples ({final.stem.replace('_', ' ')})</h2>"
-                     f"<img class='final' src='{rel(final)}' alt='final samples'>")
+                     + (f"<p>{html.escape(layout)}</p>" if layout else "")
+                     + f"<img class='final' src='{rel(final)}' alt='final samples'>")
         parts.append("<h2>Samples over training (fixed noise and labels)</h2><div class='grids'>")
         for p in _pick(grids, 8):
             parts.append(f"<figure><img src='{rel(p)}' alt='samples {p.stem}'><figcaption>{p.stem.replace('_', ' ')}"
@@ -174,8 +222,10 @@ def write_report(run_dir: str | Path) -> Path:
         latest: dict = {}
         for r in evals:
             latest.update({k: v for k, v in r.items() if k != "eval"})
-        parts.append("<table>" + "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(f'{v:.5g}' if isinstance(v, float) else str(v))}</td></tr>"
+        parts.append("<table><tr><th>metric</th><th>value</th><th>better</th><th>note</th></tr>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(f'{v:.5g}' if isinstance(v, float) else str(v))}</td>"
+            f"<td>{_better(str(k))}</td>"
+            f"<td>{html.escape(METRIC_NOTES.get(str(k), ''))}</td></tr>"
             for k, v in latest.items() if not isinstance(v, (dict, list))) + "</table>")
         protocols = [r for r in evals if any(isinstance(v, dict) for v in r.values())]
         if protocols:

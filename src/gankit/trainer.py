@@ -265,7 +265,7 @@ class _Trainer:
             "elapsed_s": self.elapsed_before + (time.perf_counter() - self.t0 if hasattr(self, "t0") else 0.0),
         }
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any], event: str = "resume") -> None:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:  # e.g. `--resume RUN --set model.hidden=[512]`
@@ -291,6 +291,7 @@ class _Trainer:
             torch.manual_seed(self.cfg.train.seed + 7919 * self.start + self.dist.rank)
         if self.dist.main:
             self.run_dir.truncate_metrics(self.start)
+            self.run_dir.log({"step": self.start, "event": event})  # the report marks it on the curves
             self.history = self.run_dir.metrics()
             self.run_dir.write_config(self.cfg)  # a resume may extend steps or change cadence
 
@@ -350,7 +351,7 @@ class _Trainer:
         for name, opt in self.optimizers.items():
             record[f"lr_{name}"] = opt.param_groups[0]["lr"]
         record["steps_per_s"] = rate
-        if self.device.type == "cpu" and self.dist.main:
+        if self.device.type == "cpu" and self.dist.main and self.cfg.train.progress:  # for people watching
             hint = self.slowdown.check(rate, torch.get_num_threads())
             if hint:
                 (self.bar.write if self.bar is not None else print)(hint, file=sys.stderr)
@@ -442,7 +443,7 @@ class _Trainer:
                 lrs = [[g["lr"] for g in o.param_groups] for o in self.optimizers.values()]
                 bases = [list(getattr(s, "base_lrs", [])) for s in self.schedulers.values()]
                 state, path = self.run_dir.latest()
-                self._restore(state)
+                self._restore(state, "rollback")
                 for opt, old in zip(self.optimizers.values(), lrs):
                     for group, lr in zip(opt.param_groups, old):
                         group["lr"] = lr * 0.5

@@ -8,8 +8,16 @@ class mix is exactly balanced; these same samples feed every metric). Real image
 the same route as generated ones: loaded at the run's size, then resized to the feature
 network's size — so resampling cannot masquerade as a quality gap.
 
-Reference features depend only on (data, split, size, feature-network sha256) and are
-cached under $GANKIT_CACHE_DIR (default ~/.cache/gankit)/reference/. Text runs (SeqGAN)
+Feature networks: a gankit domain classifier (`--features`), or Inception-v3 (`--inception`,
+the `fid` extra; inception.py) at a named resize (`clean` | `legacy-tf`), the scale papers
+publish. With Inception, conditional accuracy is still judged in a classifier's space
+(`--features` too, or the built-in digits classifier): Inception's pool features know no
+labels. Named protocols fix the sample counts and the reference as the anchors do:
+`cifar10-10k` = 10,000 samples vs the 10,000 CIFAR-10 test images (StudioGAN / mimicry
+"10k vs test"); `train-10k` = 10,000 samples vs the first 10,000 training images.
+
+Reference features depend only on (data, split, size, limit, resize mode, feature-network
+sha256) and are cached under $GANKIT_CACHE_DIR (default ~/.cache/gankit)/reference/. Text runs (SeqGAN)
 and translation runs use their model's own `evaluate()` (NLL-oracle, BLEU, paired L1...).
 Every result is one record appended to RUN_DIR/metrics.jsonl with "eval": true, flat
 metric keys and a "protocol" dict, then the report is rewritten.
@@ -19,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +42,14 @@ REFERENCES = ("auto", "train", "held_out")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE_DIR") or Path.home() / ".cache" / "gankit")
+    """Where fitted classifiers and reference statistics are kept ($GANKIT_CACHE_DIR, default
+    ~/.cache/gankit); says so on stderr the first time it is created."""
+    path = Path(os.environ.get("GANKIT_CACHE_DIR") or Path.home() / ".cache" / "gankit")
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        print(f"gankit: caching classifiers and reference statistics in {path} "
+              "(set GANKIT_CACHE_DIR to put them elsewhere)", file=sys.stderr)
+    return path
 
 
 def default_digits_classifier(device: str = "cpu") -> Path:

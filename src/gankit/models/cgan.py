@@ -92,6 +92,8 @@ class CGAN(nn.Module):
     Config = CGANConfig
     GENERATORS = ("G",)
     """the networks whose weights `train.ema` averages"""
+    SAMPLE_LAYOUT = "one row per class label (0, 1, 2, ... top to bottom), the same noise in every grid"
+    """how the sample grids are laid out (shown in the report)"""
     DATA_KIND = "image"
     PAPER = "Mirza & Osindero 2014, Conditional Generative Adversarial Nets"
 

@@ -189,6 +189,8 @@ class CycleGAN(nn.Module):
     Config = CycleGANConfig
     GENERATORS = ("G_AB", "G_BA")
     """the networks whose weights `train.ema` averages"""
+    SAMPLE_LAYOUT = "each row: real A | fake B = G_AB(A) | reconstructed A = G_BA(fake B) | real B | fake A = G_BA(B) | reconstructed B"
+    """how the sample grids are laid out (shown in the report)"""
     DATA_KIND = "unpaired"
     PAPER = "Zhu, Park, Isola & Efros 2017, Unpaired Image-to-Image Translation using Cycle-Consistent GANs"
 

@@ -116,6 +116,8 @@ class DCGAN(nn.Module):
     Config = DCGANConfig
     GENERATORS = ("G",)
     """the networks whose weights `train.ema` averages"""
+    SAMPLE_LAYOUT = "the same noise in every grid; with model.conditional=true, one row per class label"
+    """how the sample grids are laid out (shown in the report)"""
     DATA_KIND = "image"
     PAPER = "Radford, Metz & Chintala 2016, Unsupervised Representation Learning with DCGANs"
 

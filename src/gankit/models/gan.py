@@ -80,6 +80,8 @@ class GAN(nn.Module):
     Config = GANConfig
     GENERATORS = ("G",)
     """the networks whose weights `train.ema` averages"""
+    SAMPLE_LAYOUT = "fixed noise: the same z in every grid, so grids compare across steps"
+    """how the sample grids are laid out (shown in the report)"""
     DATA_KIND = "image"
     PAPER = "Goodfellow et al. 2014, Generative Adversarial Nets"
 
