@@ -1,0 +1,98 @@
+"""What a new user sees in the first minutes: help, version, errors, threads, hints, report."""
+from __future__ import annotations
+
+import pytest
+
+from gankit import __version__, build_config, train
+from gankit import cpu
+from gankit.cli import main as cli
+from gankit.report import direction, write_report
+from gankit.runs import RunDir
+
+from conftest import QUIET, TINY
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"gankit {__version__}"
+
+
+def test_train_help_shows_the_models_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli(["train", "cgan", "--help"])
+    out = capsys.readouterr().out
+    cfg = build_config("cgan")
+    assert f"train.steps = {cfg.train.steps}" in out and f"train.ema = {cfg.train.ema}" in out
+    assert "cgan's defaults" in out
+    with pytest.raises(SystemExit):
+        cli(["train", "--help"])
+    assert "generic defaults" in capsys.readouterr().out
+
+
+def test_sample_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert cli(["sample", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a gankit run directory" in err and len(err.splitlines()) == 1
+
+
+def test_the_cache_directory_is_announced_when_created(tmp_path, monkeypatch, capsys):
+    from gankit.metrics.evaluate import cache_dir
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    err = capsys.readouterr().err
+    assert "caching" in err and "GANKIT_CACHE_DIR" in err
+    cache_dir()
+    assert capsys.readouterr().err == ""  # once
+
+
+# ------------------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("busy, local_world, expected", [(0.0, 1, 2), (1.0, 1, 1), (1.9, 1, 1), (0.0, 2, 1)])
+def test_auto_threads_count_idle_usable_cores(monkeypatch, busy, local_world, expected):
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cpu, "busy_cores", lambda probe_s=0.0: busy)
+    assert cpu.pick_threads(0, local_world)[0] == expected
+    assert cpu.pick_threads(3, local_world) == (3, "train.threads")  # an explicit count is kept
+
+
+def test_busy_cores_reads_proc_stat():
+    busy = cpu.busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= (cpu.os.cpu_count() or 1) + 1e-6
+
+
+def test_slowdown_hint_fires_once_after_two_slow_intervals():
+    watch = cpu.SlowdownWatch(factor=3.0)
+    assert [watch.check(r, 2) for r in (1.0, 10.0, 9.0, 2.0)] == [None] * 4  # warm-up, steady, one slow one
+    hint = watch.check(2.5, 2)
+    assert hint and "4.0x slower" in hint and "train.threads=1" in hint
+    assert watch.check(1.0, 2) is None  # once per run
+
+
+def test_slowdown_watch_starts_afresh_in_a_new_phase():
+    watch = cpu.SlowdownWatch()
+    for r in (1.0, 100.0, 100.0):
+        watch.check(r, 1)
+    watch.reset()  # e.g. SeqGAN: fast MLE epochs, then slow adversarial rounds
+    assert [watch.check(r, 1) for r in (5.0, 1.0, 1.0, 1.0)] == [None] * 4
+
+
+# -------------------------------------------------------------------------- report
+
+@pytest.mark.parametrize("key, better", [("fid", "lower"), ("kid", "lower"), ("kid_std", ""), ("precision", "higher"),
+                                         ("bleu_3", "higher"), ("self_bleu_3", "lower"), ("nll_oracle", "lower"),
+                                         ("pixel_accuracy_AtoB", "higher"), ("l1_BtoA", "lower"), ("miou_AtoB", "higher")])
+def test_metric_direction(key, better):
+    assert direction(key) == better
+
+
+def test_report_marks_resume_and_states_layout_and_direction(tmp_path):
+    base = TINY["cgan"] + QUIET
+    run = train(build_config("cgan", overrides=base + ["train.steps=4"]), out=tmp_path / "r")
+    train(build_config("cgan", overrides=base + ["train.steps=8"]), resume=run)
+    rows = RunDir(run).metrics()
+    assert {"step": 4, "event": "resume"} in rows
+    RunDir(run).log({"step": 8, "eval": True, "fid": 12.5})
+    text = write_report(run).read_text()
+    assert "one row per class label" in text  # CGAN's SAMPLE_LAYOUT
+    assert "lower ↓" in text
