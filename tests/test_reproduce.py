@@ -1,9 +1,8 @@
 """Chunked training as benchmarks/reproduce.py runs it (train.stop_at), and the script's pieces."""
-import json
+import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from gankit import build_config, train
@@ -40,3 +39,42 @@ def _same(x, y) -> bool:
     if isinstance(x, (list, tuple)):
         return len(x) == len(y) and all(_same(u, v) for u, v in zip(x, y))
     return x == y
+
+
+def _reproduce():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_experiment_has_its_shipped_config():
+    repro = _reproduce()
+    assert set(repro.EXPERIMENTS) == {"dcgan-cifar10", "dcgan-anime", "cyclegan-facades", "cgan-mnist"}
+    for name, exp in repro.EXPERIMENTS.items():
+        path = repro.CONFIGS / f"{name}.yaml"
+        cfg = build_config(exp.model, [path], exp.sets)
+        assert "shared" not in cfg.data.spec, f"{name}: data comes from the command line, not the config"
+        assert exp.model == cfg.name
+
+
+def test_curve_and_row_outputs(tmp_path):
+    repro = _reproduce()
+    points = [{"step": 10, "minutes": 0.5, "images_seen": 640, "fid": 90.0, "final": False},
+              {"step": 20, "minutes": 1.0, "images_seen": 1280, "fid": 70.0, "accuracy": 0.9, "final": True}]
+    repro.plot_curve(points, ["fid", "accuracy"], "test", tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    result = {"metrics": {"fid": 70.0, "accuracy": 0.9, "fid_floor": 5.0}, "minutes": 1.0, "steps": 20,
+              "images_seen": 1280, "protocol": {"feature_space": "clf", "final_n": 2000}, "command": "x",
+              "date": "2026-12-01"}
+    row = repro.markdown_row("cgan-mnist", result, repro.EXPERIMENTS["cgan-mnist"], None)
+    assert row.startswith("| `cgan-mnist` | 1.0 | 20 | 1,280 | fid 70, accuracy 0.9, floor FID 5 |")
+
+
+def test_missing_data_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "cgan-mnist", "--minutes", "1",
+                           "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "needs" in proc.stderr and "Traceback" not in proc.stderr
