@@ -94,7 +94,7 @@ def test_generated_samples_are_shuffled_across_labels():
         def sample(n, label=None, seed=None):
             return torch.full((n, 1, 2, 2), float(label))
 
-    images, labels = _generate(Run, 200, 50, seed=0)
+    images, labels = _generate(Run.sample, 10, 200, 50, seed=0)
     assert torch.equal(images[:, 0, 0, 0].long(), labels)
     assert len(labels[:20].unique()) > 5 and torch.bincount(labels).tolist() == [20] * 10
 

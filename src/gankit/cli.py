@@ -154,8 +154,24 @@ def cmd_eval(args) -> int:
     from .metrics.evaluate import evaluate_run
     result = evaluate_run(args.run_dir, features=args.features, inception=args.inception, n=args.n,
                           batch_size=args.batch_size, reference=args.reference, seed=args.seed,
-                          device=args.device)
+                          device=args.device, protocol=args.protocol, resize=args.resize,
+                          threads=args.threads, progress=True)
     print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_fid(args) -> int:
+    import json
+    from .metrics.fid import compute_stats, fid_between, save_stats
+    from .metrics.inception import InceptionFeatures
+    if args.save_stats:
+        net = InceptionFeatures(args.inception, resize=args.resize, threads=args.threads)
+        stats = compute_stats(args.a, net, args.batch_size)
+        print(f"wrote {save_stats(stats, args.b)} ({stats['n']} images, resize {args.resize})")
+        return 0
+    result = fid_between(args.a, args.b, resize=args.resize, threads=args.threads, batch_size=args.batch_size,
+                         weights=args.inception)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -248,15 +264,32 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="FID/KID/IS/precision/recall/accuracy (images) or text metrics of a run")
     e.add_argument("run_dir", metavar="RUN_DIR")
-    feats = e.add_mutually_exclusive_group()
-    feats.add_argument("--features", metavar="CLASSIFIER.pt", help="feature network from gankit fit-classifier")
-    feats.add_argument("--inception", metavar="WEIGHTS.pth", help="Inception-v3 FID weights (local file)")
-    e.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
+    e.add_argument("--inception", nargs="?", const=True, metavar="WEIGHTS.pt",
+                   help='Inception-v3 FID space (pip install -e ".[fid]"; optional: another TorchScript file)')
+    e.add_argument("--features", metavar="CLASSIFIER.pt",
+                   help="feature network from gankit fit-classifier (with --inception: judges conditional accuracy)")
+    e.add_argument("--protocol", choices=["cifar10-10k", "train-10k"],
+                   help="cifar10-10k: 10k samples vs the 10k CIFAR-10 test images; train-10k: vs 10k training images")
+    e.add_argument("--resize", choices=["clean", "legacy-tf"], default="clean",
+                   help="Inception resize to 299: clean (clean-fid, PIL bicubic) or legacy-tf (TF bilinear)")
+    e.add_argument("--threads", type=int, default=0, help="CPU threads for Inception (0 = torch's default)")
+    e.add_argument("--n", type=int, help="generated samples (default 10000, or the protocol's)")
     e.add_argument("--batch-size", type=int, default=250)
     e.add_argument("--reference", default="auto", help="reference split: auto | train | held_out")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.set_defaults(func=cmd_eval)
+
+    f = sub.add_parser("fid", help="Inception FID/KID between two image sets (folders, data specs, stats .npz)")
+    f.add_argument("a", metavar="A", help="folder of images, data spec (cifar10:DIR, cifar10-test:DIR, mnist:DIR) or .npz")
+    f.add_argument("b", metavar="B", help="the same kinds as A (with --save-stats: the .npz to write)")
+    f.add_argument("--save-stats", action="store_true", help="write A's statistics to the file B instead")
+    f.add_argument("--resize", choices=["clean", "legacy-tf"], default="clean",
+                   help="resize to 299: clean (clean-fid, PIL bicubic) or legacy-tf (TF/StyleGAN bilinear)")
+    f.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--inception", metavar="WEIGHTS.pt", help="another TorchScript Inception (default: the fid extra's)")
+    f.set_defaults(func=cmd_fid)
 
     fc = sub.add_parser("fit-classifier", help="train a small CNN feature network for FID/accuracy")
     fc.add_argument("--data", required=True, metavar="SPEC", help="labelled image data, e.g. mnist:DIR or digits")

@@ -61,23 +61,47 @@ def default_digits_classifier(device: str = "cpu") -> Path:
     return path
 
 
-def feature_network(data_spec: str, features: str | None, inception: str | None, device="cpu") -> torch.nn.Module:
-    if inception:
-        return InceptionFeatures(inception, device)
+def feature_network(data_spec: str, features: str | None, inception: str | bool | None, device="cpu",
+                    resize: str = "clean", threads: int = 0) -> torch.nn.Module:
+    """Inception if asked (True/"" = the fid extra's packaged weights, a str = a TorchScript file),
+    else the given classifier, else the built-in digits classifier for `digits`."""
+    if inception is not None and inception is not False:
+        weights = inception if isinstance(inception, (str, Path)) and str(inception) else None
+        return InceptionFeatures(weights, resize=resize, device=device, threads=threads)
     if features:
         return ClassifierFeatures(features, device)
     if data_spec.split(":")[0].strip().lower() == "digits":
         return ClassifierFeatures(default_digits_classifier(device), device)
-    raise GankitError(f"image runs on '{data_spec}' need a feature network: first "
+    raise GankitError(f"image runs on '{data_spec}' need a feature network: "
+                      f"`gankit eval RUN_DIR --inception` (pip install -e \".[fid]\"), or first "
                       f"`gankit fit-classifier --data {data_spec} --out clf.pt`, then "
-                      "`gankit eval RUN_DIR --features clf.pt` (or --inception WEIGHTS.pth)")
+                      "`gankit eval RUN_DIR --features clf.pt`")
 
 
-def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: int = 250) -> dict[str, Any]:
+# name -> (generated samples, reference split, data overrides for the reference)
+PROTOCOLS: dict[str, tuple[int, str, dict]] = {
+    "cifar10-10k": (10000, "train", {"split": "test", "limit": 0, "holdout": 0}),
+    "train-10k": (10000, "train", {"limit": 10000, "holdout": 0}),
+}
+
+
+def protocol_data(data_cfg, protocol: str):
+    """The run's data config with the protocol's reference overrides applied."""
+    import dataclasses
+    if protocol not in PROTOCOLS:
+        raise GankitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+    if protocol == "cifar10-10k" and data_cfg.spec.split(":")[0].strip().lower() != "cifar10":
+        raise GankitError(f"--protocol cifar10-10k needs a cifar10:DIR run, this one trained on '{data_cfg.spec}'")
+    return dataclasses.replace(data_cfg, **PROTOCOLS[protocol][2])
+
+
+def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: int = 250,
+                       progress: bool = False) -> dict[str, Any]:
     """Features/logits/labels of the real `split` ('train' | 'held_out') of `data_cfg`, cached."""
     key = json.dumps({"spec": data_cfg.spec, "size": data_cfg.size, "channels": data_cfg.channels,
                       "split": data_cfg.split, "limit": data_cfg.limit, "holdout": data_cfg.holdout,
-                      "reference": split, "features": net.sha256}, sort_keys=True)
+                      "reference": split, "features": net.sha256, "resize": getattr(net, "resize", None)},
+                     sort_keys=True)
     path = cache_dir() / "reference" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
     if path.is_file():
         try:
@@ -92,7 +116,7 @@ def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: i
     if tensors is None:
         raise GankitError(f"--reference held_out: '{data_cfg.spec}' has no held-out split "
                           "(train with --set data.holdout=N, or use --reference train)")
-    feats, logits = extract(net, tensors["image"], batch_size)
+    feats, logits = extract(net, tensors["image"], batch_size, progress="reference features" if progress else None)
     blob = {"key": key, "features": feats, "logits": logits, "labels": tensors.get("label"),
             "source": str(data.info.get("source", data_cfg.spec))}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,15 +140,14 @@ def score(real: torch.Tensor, fake: torch.Tensor, fake_logits: torch.Tensor | No
     return out
 
 
-def _generate(run, n: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _generate(sample, num_classes: int, n: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """n images (and their labels for conditional models), batch by batch with derived seeds."""
-    num_classes = int(getattr(run.model, "num_classes", 0) or 0)
     plan = [(c, n // num_classes + (c < n % num_classes)) for c in range(num_classes)] if num_classes else [(None, n)]
     images, labels, i = [], [], 0
     for label, count in plan:
         for start in range(0, count, batch_size):
             b = min(batch_size, count - start)
-            images.append(run.sample(b, label=label, seed=seed * 1_000_003 + i).float().cpu())
+            images.append(sample(b, label=label, seed=seed * 1_000_003 + i).float().cpu())
             if label is not None:
                 labels.append(torch.full((b,), label, dtype=torch.long))
             i += 1
@@ -133,17 +156,16 @@ def _generate(run, n: int, batch_size: int, seed: int) -> tuple[torch.Tensor, to
     return torch.cat(images)[perm], (torch.cat(labels)[perm] if labels else None)
 
 
-def evaluate_run(run_dir: str | Path, features: str | None = None, inception: str | None = None, n: int = 10000,
-                 batch_size: int = 250, reference: str = "auto", seed: int = 0, device: str = "auto") -> dict:
+def evaluate_run(run_dir: str | Path, features: str | None = None, inception: str | bool | None = None,
+                 n: int | None = None, batch_size: int = 250, reference: str = "auto", seed: int = 0,
+                 device: str = "auto", protocol: str | None = None, resize: str = "clean", threads: int = 0,
+                 progress: bool = False) -> dict:
+    """Evaluate a run's newest checkpoint; the record is appended to RUN_DIR/metrics.jsonl."""
     from ..api import load_run
     from ..models import MODELS
     from ..report import write_report
     from ..runs import RunDir
     from ..trainer import pick_device
-    if reference not in REFERENCES:
-        raise GankitError(f"--reference must be one of {', '.join(REFERENCES)}, got '{reference}'")
-    if n < 4:
-        raise GankitError(f"--n must be at least 4 (precision/recall uses k=3 neighbours), got {n}")
     cfg = RunDir(run_dir).config()
     if cfg.name not in MODELS:
         raise GankitError(f"{run_dir} is a '{cfg.name}' run, a model this gankit does not have")
@@ -153,28 +175,67 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
     if kind != "image":
         return _evaluate_own(run_dir, cfg, dev, seed, t0)
     run = load_run(run_dir, device=dev)
-    net = feature_network(cfg.data.spec, features, inception, dev)
-    split = "train" if reference == "auto" else reference
-    ref = reference_features(cfg.data, split, net, batch_size)
-    fake_images, labels = _generate(run, n, batch_size, seed)
-    fake, logits = extract(net, fake_images, batch_size)
-    num_classes = int(getattr(run.model, "num_classes", 0) or 0)
-    can_judge = num_classes and num_classes == getattr(net, "num_classes", 0) and labels is not None
-    metrics = score(ref["features"], fake, logits, labels if can_judge else None, num_classes, seed)
+    record = evaluate_generator(run.sample, cfg.data, num_classes=int(getattr(run.model, "num_classes", 0) or 0),
+                                features=features, inception=inception, n=n, batch_size=batch_size,
+                                reference=reference, seed=seed, device=dev, protocol=protocol, resize=resize,
+                                threads=threads, progress=progress)
+    record["protocol"] = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
+                          "generator": "ema" if cfg.train.ema else "G", **record["protocol"],
+                          "eval_seconds": round(time.perf_counter() - t0, 2)}
+    return _log(run_dir, {"step": run.step, **record}, write_report)
+
+
+def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | None = None,
+                       inception: str | bool | None = None, n: int | None = None, batch_size: int = 250,
+                       reference: str = "auto", seed: int = 0, device: str = "cpu", protocol: str | None = None,
+                       resize: str = "clean", threads: int = 0, progress: bool = False) -> dict:
+    """The eval record of any generator: `sample(n, label=None, seed=None) -> (n, C, H, W) in [-1, 1]`
+    (a LoadedRun's .sample), judged against the real data `data_cfg` (a DataConfig or a spec).
+    Nothing is logged; `evaluate_run` is this plus the run's metrics.jsonl."""
+    from ..config import DataConfig
+    if isinstance(data_cfg, str):
+        data_cfg = DataConfig(spec=data_cfg)
+    if reference not in REFERENCES:
+        raise GankitError(f"--reference must be one of {', '.join(REFERENCES)}, got '{reference}'")
+    ref_cfg, split = data_cfg, ("train" if reference == "auto" else reference)
+    if protocol:
+        ref_cfg = protocol_data(data_cfg, protocol)
+        n, split = n or PROTOCOLS[protocol][0], PROTOCOLS[protocol][1]
+    n = n or 10000
+    if n < 4:
+        raise GankitError(f"--n must be at least 4 (precision/recall uses k=3 neighbours), got {n}")
+    t0 = time.perf_counter()
+    net = feature_network(data_cfg.spec, features, inception, device, resize, threads)
+    ref = reference_features(ref_cfg, split, net, batch_size, progress)
+    fake_images, labels = _generate(sample, num_classes, n, batch_size, seed)
+    fake, logits = extract(net, fake_images, batch_size, progress="generated features" if progress else None)
+    judge, judge_logits = net, logits
+    if isinstance(net, InceptionFeatures):
+        judge = None  # pool features know no labels: judge them in a classifier's space, if there is one
+        if num_classes and labels is not None and (features or data_cfg.spec.split(":")[0].strip().lower() == "digits"):
+            judge = feature_network(data_cfg.spec, features, None, device)
+            judge_logits = extract(judge, fake_images, batch_size)[1]
+    can_judge = bool(num_classes and judge is not None and num_classes == getattr(judge, "num_classes", 0)
+                     and labels is not None)
+    metrics = score(ref["features"], fake, logits, None, num_classes, seed)  # IS only where the net has logits
+    if can_judge:
+        metrics.update(accuracy(judge_logits, labels, num_classes))
     kid_m, k = metrics.pop("kid_subset_size"), metrics.pop("pr_k")  # protocol, not results
-    protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
-                "feature_network": net.name, "feature_sha256": net.sha256, "feature_dim": int(fake.shape[1]),
-                "n_fake": len(fake), "n_real": len(ref["features"]), "reference": split,
-                "reference_data": ref["source"], "data_spec": cfg.data.spec, "seed": seed,
-                "batch_size": batch_size, "generator": "ema" if cfg.train.ema else "G",
-                "per_label": bool(labels is not None), "kid": f"cubic polynomial kernel MMD^2, 100 subsets of {kid_m}",
-                "precision_recall": f"Kynkaenniemi et al. 2019, k={k}",
-                "accuracy": "per label" if can_judge else "not measured (unconditional model or class mismatch)",
-                "eval_seconds": round(time.perf_counter() - t0, 2)}
-    if hasattr(net, "meta"):
-        protocol["feature_accuracy"] = net.meta.get("accuracy")
-    record = {"step": run.step, "eval": True, **metrics, "protocol": protocol}
-    return _log(run_dir, record, write_report)
+    name = protocol and (protocol if n == PROTOCOLS[protocol][0] else f"{protocol} (n={n}: not the full protocol)")
+    proto = {"name": name or "custom", "feature_network": net.name, "feature_sha256": net.sha256,
+             "feature_dim": int(fake.shape[1]), "n_fake": len(fake), "n_real": len(ref["features"]),
+             "reference": split if not protocol else f"{split} split, {ref_cfg.split} images",
+             "reference_data": ref["source"], "data_spec": data_cfg.spec, "seed": seed, "batch_size": batch_size,
+             "per_label": bool(labels is not None), "kid": f"cubic polynomial kernel MMD^2, 100 subsets of {kid_m}",
+             "precision_recall": f"Kynkaenniemi et al. 2019, k={k}",
+             "accuracy": (f"per label, in {judge.name}" if can_judge else
+                          "not measured (unconditional model, no classifier, or class mismatch)"),
+             "seconds": round(time.perf_counter() - t0, 2)}
+    if hasattr(net, "protocol"):
+        proto.update(net.protocol())
+    if hasattr(judge, "meta"):
+        proto["feature_accuracy"] = judge.meta.get("accuracy")
+    return {"eval": True, **metrics, "protocol": proto}
 
 
 def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float) -> dict:

@@ -3,9 +3,9 @@
 
 - `ClassifierFeatures`: a gankit domain classifier (classifier.py) — penultimate-layer
   features and class logits. What MNIST-like GANs are measured with here.
-- `InceptionFeatures`: Inception-v3 as in the FID paper, via torch-fidelity
-  (`pip install gankit[inception]`), from a LOCAL weights file (never downloaded): the
-  2048-d pool features and the 1008-way logits.
+- `InceptionFeatures` (inception.py): Inception-v3 as in the FID paper, from the weights
+  file the `fid` extra installs (never downloaded): the 2048-d pool features, resized by a
+  named protocol (`clean` or `legacy-tf`).
 
 Numbers computed in the two feature spaces are NOT comparable with each other (nor with
 FIDs from a classifier trained on other data, or at another size): every record names
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GankitError
+from .inception import InceptionFeatures  # noqa: F401  (re-exported: one place to find feature networks)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -63,40 +64,19 @@ class ClassifierFeatures(nn.Module):
         return feats, self.net.head(feats)  # (N, D), (N, K)
 
 
-class InceptionFeatures(nn.Module):
-    """Inception-v3 (torch-fidelity's FID port) from a local weights file."""
-
-    def __init__(self, weights: str | Path, device: str | torch.device = "cpu"):
-        super().__init__()
-        weights = Path(weights)
-        if not weights.is_file():
-            raise GankitError(f"Inception weights not found: {weights} (gankit never downloads them; "
-                              "get pt_inception-2015-12-05-6726825d.pth yourself)")
-        try:
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-        except ImportError:
-            raise GankitError("--inception needs torch-fidelity: pip install 'gankit[inception]'") from None
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                               feature_extractor_weights_path=str(weights)).to(device).eval()
-        self.name = f"inception-v3:{weights.name}"
-        self.sha256 = sha256_file(weights)
-        self.num_classes = 0  # ImageNet classes: no conditional accuracy in this space
-
-    @torch.no_grad()
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        x = fit_images(images, images.shape[-1], 3)
-        x = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # torch-fidelity wants uint8 NCHW
-        feats, logits = self.net(x.to(next(self.net.parameters()).device))
-        return feats, logits
-
-
 @torch.no_grad()
-def extract(net: nn.Module, images: Tensor, batch_size: int = 250) -> tuple[Tensor, Tensor | None]:
-    """Features (N, D) and logits (N, K) of `images` in batches, on the CPU."""
+def extract(net: nn.Module, images: Tensor, batch_size: int = 250,
+            progress: str | None = None) -> tuple[Tensor, Tensor | None]:
+    """Features (N, D) and logits (N, K) of `images` in batches, on the CPU.
+    `progress` = a label: show a tqdm bar (images/s and ETA) on stderr."""
+    from tqdm import tqdm
     feats, logits = [], []
+    bar = tqdm(total=len(images), desc=progress, unit="img", disable=progress is None, leave=False)
     for i in range(0, len(images), batch_size):
         f, lg = net(images[i:i + batch_size])
         feats.append(f.float().cpu())
         if lg is not None:
             logits.append(lg.float().cpu())
+        bar.update(len(f))
+    bar.close()
     return torch.cat(feats), (torch.cat(logits) if logits else None)
