@@ -392,6 +392,7 @@ def test_disk_full_elsewhere_is_one_line(tmp_path, monkeypatch, capsys):
 def test_existing_run_dir_is_refused_without_resume_or_overwrite(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(run, 10)) == 0
+    capsys.readouterr()  # the first run's own output (a diagnostics hint, say) is not under test
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     code, err = run_cli(train_args(run, 10), capsys)
     assert code == 2

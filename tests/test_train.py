@@ -45,7 +45,9 @@ def test_run_directory_layout(tmp_path):
         ["step_0000000.png", "step_0000004.png", "step_0000008.png"]
     assert list((out / "tb").glob("events.out.tfevents*"))
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4, 6, 8] and all("loss_d" in r and "loss_g" in r for r in rows)
+    logged = [r for r in rows if not r.get("eval")]
+    assert [r["step"] for r in logged] == [2, 4, 6, 8] and all("loss_d" in r and "loss_g" in r for r in logged)
+    assert [r["step"] for r in rows if r.get("eval")] == [8]  # the diagnostics at the end (diagnostics.py)
     state = load_checkpoint(out / "checkpoints" / "last.pt")
     assert {"model", "optimizers", "rng", "step", "config", "ema", "fixed"} <= set(state)
 
