@@ -498,7 +498,7 @@ class _Trainer:
                     self.bar.update(1)
                     last = done == self.total
                     pause = done == pause_at and not last
-                    stopping = self.dist.any(bool(stop.signum))
+                    stopping = self.dist.should_stop(bool(stop.signum), done)
                     if done % t.log_every == 0 or last or pause or stopping or (done < self.total and
                                                                        self.phase_at(done) != phase):
                         now = time.perf_counter()
