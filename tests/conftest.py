@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# One thread everywhere, subprocesses included (gankit's auto threads honour OMP_NUM_THREADS):
+# runs compared bit for bit must not differ in how many threads summed their numbers.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

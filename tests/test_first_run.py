@@ -50,10 +50,14 @@ def test_the_cache_directory_is_announced_when_created(tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize("busy, local_world, expected", [(0.0, 1, 2), (1.0, 1, 1), (1.9, 1, 1), (0.0, 2, 1)])
 def test_auto_threads_count_idle_usable_cores(monkeypatch, busy, local_world, expected):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
     monkeypatch.setattr(cpu, "busy_cores", lambda probe_s=0.0: busy)
     assert cpu.pick_threads(0, local_world)[0] == expected
     assert cpu.pick_threads(3, local_world) == (3, "train.threads")  # an explicit count is kept
+    assert cpu.pick_threads(0, local_world, previous=2)[0] == 2  # a resumed run keeps its count
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu.pick_threads(0, local_world, current=1) == (1, "OMP_NUM_THREADS")
 
 
 def test_busy_cores_reads_proc_stat():

@@ -80,7 +80,7 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     t = cfg.train
     dev = pick_device(t.device)
     if dev.type == "cpu" or t.threads:
-        torch.set_num_threads(pick_threads(t.threads)[0])
+        torch.set_num_threads(pick_threads(t.threads, current=torch.get_num_threads())[0])
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -7,6 +7,8 @@ runs many times slower than a 1-thread step (docs/benchmarks.md, "Threads"). So 
 counts the cores this process may use (its affinity mask) that are idle right now, from
 two reads of /proc/stat a short moment apart, and takes one thread per idle core (at
 least one; under torchrun the idle cores are shared among the processes of the node).
+OMP_NUM_THREADS, where set, pins the count as it does for torch itself; a resumed run keeps
+the count it started with, because a different count can sum in a different order.
 """
 from __future__ import annotations
 
@@ -48,18 +50,25 @@ def busy_cores(probe_s: float = PROBE_S) -> float | None:
     return share * (os.cpu_count() or 1)
 
 
-def pick_threads(requested: int = 0, local_world: int | None = None) -> tuple[int, str]:
-    """(threads, why): `requested` if > 0, else one per idle usable core."""
+def pick_threads(requested: int = 0, local_world: int | None = None, current: int | None = None,
+                 previous: int | None = None) -> tuple[int, str]:
+    """(threads, why): `requested` if > 0; torch's `current` count if OMP_NUM_THREADS pins it;
+    on resume the count the run `previous`ly used (a different count may sum in another
+    order, and resume must be exact); else one per idle usable core."""
     if requested > 0:
         return requested, "train.threads"
+    if os.environ.get("OMP_NUM_THREADS") and current:
+        return current, "OMP_NUM_THREADS"
     cores = usable_cores()
+    if previous and previous <= cores:
+        return int(previous), "as when this run started, so that resume is exact; --set train.threads=N to change"
     local_world = local_world or int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     busy = busy_cores()
     if busy is None:
         threads, why = cores, f"{cores} usable cores"
     else:
         idle = max(cores - round(busy), 1)
-        threads, why = idle, f"{cores} usable cores, {busy:.1f} busy"
+        threads, why = idle, f"auto: {cores} usable cores, {busy:.1f} busy"
     threads = max(1, threads // max(local_world, 1))
     return threads, why
 

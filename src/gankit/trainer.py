@@ -189,14 +189,6 @@ class _Trainer:
         self.cfg, self.dist = cfg, dist
         t = cfg.train
         self.device = pick_device(t.device, dist.local_rank)
-        if self.device.type == "cpu":  # on GPUs the host threads barely matter: torch's default
-            threads, why = pick_threads(t.threads)
-            torch.set_num_threads(threads)
-            if dist.main and t.progress:
-                print(f"{cfg.name}: {threads} CPU thread(s) ({why})", file=sys.stderr)
-        elif t.threads:
-            torch.set_num_threads(t.threads)
-        self.slowdown = SlowdownWatch()
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
@@ -210,6 +202,15 @@ class _Trainer:
             if dist.main:
                 print(f"resuming {self.run_dir.path} from {path.name} (step {self.resume_state['step']})",
                       file=sys.stderr)
+        if self.device.type == "cpu":  # on GPUs the host threads barely matter: torch's default
+            previous = (self.resume_state or {}).get("threads")
+            threads, why = pick_threads(t.threads, current=torch.get_num_threads(), previous=previous)
+            torch.set_num_threads(threads)
+            if dist.main and t.progress:
+                print(f"{cfg.name}: {threads} CPU thread(s) ({why})", file=sys.stderr)
+        elif t.threads:
+            torch.set_num_threads(t.threads)
+        self.slowdown = SlowdownWatch()
         torch.manual_seed(t.seed)  # the same initial weights on every rank
 
         if not resume:
@@ -262,6 +263,7 @@ class _Trainer:
             "fixed": self.fixed,
             "rng": self.dist.gather_objects(rng),
             "world_size": self.dist.world,
+            "threads": torch.get_num_threads(),  # auto threads on resume reuse it: same sums, exact resume
             "elapsed_s": self.elapsed_before + (time.perf_counter() - self.t0 if hasattr(self, "t0") else 0.0),
         }
 
