@@ -5,11 +5,15 @@ G's loss through D), which DistributedDataParallel's one-forward-one-backward bu
 does not fit. Like StyleGAN2-ADA, gankit instead all-reduces each optimizer's gradients
 right before its step (one flattened all-reduce per update); with every rank reading its
 own slice of the same global batch this is exactly data-parallel SGD.
+
+Every tensor handed to a collective lives on the process's device (`Dist.device`): NCCL
+rejects CPU tensors, so even a one-element flag is made on the GPU.
 """
 from __future__ import annotations
 
+import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -21,6 +25,11 @@ class Dist:
     rank: int = 0
     local_rank: int = 0
     world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    """where collective tensors live: cuda:LOCAL_RANK under NCCL, else the CPU"""
+
+    STOP_CHECK_EVERY = 10
+    """steps between the collective that agrees on a stop request (SIGINT/SIGTERM)"""
 
     @property
     def enabled(self) -> bool:
@@ -35,9 +44,14 @@ class Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cpu")
+        if device_type == "cuda":  # before NCCL starts, so it binds each rank to its own GPU
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-        return cls(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world=world)
+        return cls(rank=dist.get_rank(), local_rank=local_rank, world=world, device=device)
 
     def all_reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
         """Average gradients over ranks in one flat all-reduce."""
@@ -67,16 +81,37 @@ class Dist:
         """True on every rank if `flag` is true on any rank (for stop requests)."""
         if not self.enabled:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
-    def gather_objects(self, obj):
+    def should_stop(self, flag: bool, step: int) -> bool:
+        """`flag` agreed over ranks. One process: the flag itself, every step, free. Several:
+        a collective plus a host sync, so only every STOP_CHECK_EVERY steps (the same steps
+        on every rank; a signal waits at most that many steps)."""
+        if not self.enabled:
+            return flag
+        return self.any(flag) if step % self.STOP_CHECK_EVERY == 0 else False
+
+    def gather_objects(self, obj) -> list:
+        """`obj` (tensors and plain values, e.g. RNG states) from every rank, in rank order.
+        Serialised with torch.save and read back with weights_only=True, so a rank can send
+        nothing that runs code; the bytes travel as uint8 tensors on `device`."""
         if not self.enabled:
             return [obj]
-        out = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        payload = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8).to(self.device)
+        size = torch.tensor([payload.numel()], dtype=torch.long, device=self.device)
+        sizes = [torch.zeros_like(size) for _ in range(self.world)]
+        dist.all_gather(sizes, size)
+        longest = int(max(s.item() for s in sizes))
+        padded = torch.zeros(longest, dtype=torch.uint8, device=self.device)
+        padded[:payload.numel()] = payload
+        parts = [torch.zeros_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded)
+        return [torch.load(io.BytesIO(p[:int(n.item())].cpu().numpy().tobytes()), weights_only=True)
+                for p, n in zip(parts, sizes)]
 
     def barrier(self) -> None:
         if self.enabled:
