@@ -185,7 +185,7 @@ def cmd_fit_classifier(args) -> int:
 
 def cmd_theory(args) -> int:
     from .theory import run_theory
-    out = run_theory(args.out, steps=args.steps, seed=args.seed, data=args.toy)
+    out = run_theory(args.out, steps=args.steps, seed=args.seed, data=args.toy, progress=not args.no_progress)
     print(f"theory lab written to {out}")
     return 0
 
@@ -213,6 +213,7 @@ def cmd_bench(args) -> int:
 def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
     from . import __version__
     p = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and compare the classic GANs on real data.")
+    p.add_argument("--version", action="version", version=f"gankit {__version__}")
     p.add_argument("--debug", action="store_true", help="show full Python tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
@@ -229,7 +230,6 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
     steps.add_argument("--epochs", type=int, metavar="N", help="passes over the data instead of --steps")
     t.add_argument("--batch-size", type=int, metavar="N", help="examples per step (train.batch_size)")
     t.add_argument("--seed", type=int, metavar="N", help="random seed (train.seed)")
-    p.add_argument("--version", action="version", version=f"gankit {__version__}")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (train.device)")
     t.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-TIMESTAMP)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last complete checkpoint")
@@ -306,6 +306,7 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
     th.add_argument("--steps", type=int, default=2000)
     th.add_argument("--toy", default="mixture1d", help="mixture1d | ring2d")
     th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--no-progress", action="store_true", help="no progress bar")
     th.set_defaults(func=cmd_theory)
 
     tr = sub.add_parser("translate", help="translate images with a trained CycleGAN run")
