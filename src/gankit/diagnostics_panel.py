@@ -113,6 +113,11 @@ def plot_diagnostics(rows: list[dict], out: Path, loss: str | None = None) -> Pa
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    if len(panels) < axes.size:  # a free slot: the hints, so the figure reads without the page
+        import textwrap
+        found = hints(rows, loss)
+        text = "\n\n".join(textwrap.fill(h.text, 48) for h in found) or "no diagnostics hint fired"
+        axes.flat[len(panels)].text(0, 1, text, va="top", fontsize=7 if found else 9, transform=axes.flat[len(panels)].transAxes)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -124,5 +129,5 @@ def hints_html(rows: list[dict], loss: str | None = None) -> str:
     found = hints(rows, loss)
     if not found:
         return "<p>No diagnostics hint fired (rules in <code>gankit/diagnostics.py</code>).</p>"
-    return "<ul class='hints'>" + "".join(f"<li><b>{html.escape(h.code)}</b>: {html.escape(h.text)}</li>"
+    return "<ul class='hints'>" + "".join(f"<li id='hint-{html.escape(h.code)}'>{html.escape(h.text)}</li>"
                                            for h in found) + "</ul>"
