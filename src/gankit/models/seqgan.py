@@ -48,6 +48,13 @@ from ..errors import GankitError
 from .common import adam
 
 
+BASELINES = ("none", "batch_mean", "prefix_mean")
+"""model.reward_baseline values (see `baseline`)"""
+
+D_DIAG = 1000
+"""reals and fresh fakes per adversarial round on which D's accuracy is logged (d_acc_*)"""
+
+
 @dataclass
 class SeqGANConfig:
     emb_dim: int = 32
@@ -94,6 +101,17 @@ class SeqGANConfig:
     eval_bf16: bool = True
     """NLL-oracle: the oracle's 5,000-way log-sum-exp with a bf16 output projection where the
     hardware has bf16 (the NLL moves by < 1e-3; the picked token's logit stays fp32). false: fp32"""
+    reward_baseline: str = "none"
+    """none (the paper: loss -sum log G(y_t|Y_1:t-1) Q) | batch_mean (Q minus the mean Q at the same
+    position over the batch's other sequences, leave-one-out) | prefix_mean (Q minus the previous
+    position's Q: the mean reward of the N rollouts from the prefix Y_1:t-1, before y_t was
+    chosen). Each baseline is independent of the token y_t it is subtracted for: unbiased"""
+    adv_lr: float = 0.0
+    """Adam learning rate of G's policy-gradient updates; 0: train.lr (the paper: the MLE rate, 0.01)"""
+    keep_best: str = "none"
+    """none | nll_test: keep a copy of G with the lowest NLL-test (held-out real sequences, the
+    signal a user has on real data; never NLL-oracle), checked every train.eval_every steps of the
+    adversarial phase from the pre-trained G on; `gankit sample` and nll_oracle_best use the copy"""
 
     def validate(self):
         if len(self.d_filter_sizes) != len(self.d_num_filters):
@@ -105,6 +123,12 @@ class SeqGANConfig:
                               f"model.reward_bleu_n in 1..5 (got {self.reward_bleu_n})")
         if not 0 <= self.rollout_update <= 1 or not 0 < self.d_dropout_keep <= 1 or self.temperature <= 0:
             raise GankitError("model.rollout_update must be in [0,1], d_dropout_keep in (0,1], temperature > 0")
+        if self.reward_baseline not in BASELINES:
+            raise GankitError(f"model.reward_baseline must be one of {', '.join(BASELINES)} (got '{self.reward_baseline}')")
+        if self.keep_best not in ("none", "nll_test"):
+            raise GankitError(f"model.keep_best must be none or nll_test (got '{self.keep_best}')")
+        if self.adv_lr < 0:
+            raise GankitError(f"model.adv_lr must be >= 0 (0: train.lr), got {self.adv_lr}")
 
 
 @dataclass
@@ -161,6 +185,24 @@ def _logsumexp_(x: Tensor) -> Tensor:
     1.42 s vs 1.88 s for torch.logsumexp over 200,000 × 5,000 in chunks of 512 (1 thread)."""
     m = x.amax(-1, keepdim=True)
     return x.sub_(m).exp_().sum(-1).log_() + m[:, 0]
+
+
+def baseline(q: Tensor, kind: str) -> Tensor:
+    """The baseline b (B, T) subtracted from the rewards q (B, T): loss −Σ log G(y_t|Y_1:t−1)·(Q − b).
+
+    REINFORCE stays unbiased when b[i, t] does not depend on the token y_t of sequence i it
+    multiplies: then E_{y_t}[∇log G(y_t|Y_1:t−1)]·b = 0. Both baselines here are built that way.
+    batch_mean: the mean of Q[:, t] over the *other* B−1 sequences of the batch (independent
+    samples of G; the own Q in the mean would bias the gradient by 1/B).
+    prefix_mean: Q[:, t−1], the mean D of the N rollouts that keep Y_1:t−1 and sample the rest,
+    a Monte-Carlo estimate of V(Y_1:t−1) = E_{y_t}[Q(Y_1:t−1, y_t)] (under the rollout policy)
+    whose rollout noise is drawn independently of the y_t G chose. (The mean of the rollouts of
+    the prefix *including* y_t is Q itself: subtracting it would zero the gradient.) At t = 1
+    there is no shorter prefix: the batch_mean value. Both need B ≥ 2."""
+    if kind == "none":
+        return torch.zeros_like(q)
+    loo = (q.sum(0, keepdim=True) - q) / (len(q) - 1)  # leave-one-out mean per position
+    return loo if kind == "batch_mean" else torch.cat([loo[:, :1], q[:, :-1]], 1)
 
 
 class Generator(nn.Module):
@@ -300,6 +342,14 @@ class SeqGAN(nn.Module):
             if getattr(data, "oracle", None) is not None:
                 self.oracle.load_state_dict(data.oracle.state_dict())
         self.G_mle = copy.deepcopy(self.G) if (self.oracle is not None and cfg.mle_baseline) else None
+        if cfg.reward_baseline != "none" and train.batch_size < 2:
+            raise GankitError("model.reward_baseline needs train.batch_size >= 2 (the other sequences of the batch)")
+        self.G_best = None  # model.keep_best: a copy of G and its NLL-test, both in the checkpoint
+        if cfg.keep_best != "none":
+            if "tokens" not in (getattr(data, "held_out", None) or {}):
+                raise GankitError("model.keep_best=nll_test needs held-out sequences (oracle or text data)")
+            self.G_best = copy.deepcopy(self.G).requires_grad_(False)
+            self.register_buffer("best_nll_test", torch.tensor(float("inf"), dtype=torch.float64))
         self.register_buffer("adv_started", torch.zeros((), dtype=torch.long))
         self.phase = "adversarial"
         self._bleu = None
@@ -311,7 +361,7 @@ class SeqGAN(nn.Module):
         # The released code keeps separate Adam states for MLE and for policy gradient.
         # Fused Adam (models/common.adam): one kernel per tensor for the whole update.
         self.opts = {"g_mle": adam(list(self.G.parameters()), t, t.lr),
-                     "g_adv": adam(list(self.G.parameters()), t, t.lr),
+                     "g_adv": adam(list(self.G.parameters()), t, self.cfg.adv_lr or t.lr),
                      "d": adam(list(self.D.parameters()), t, t.lr_d or t.lr)}
         if self.G_mle is not None:
             self.opts["g_base"] = adam(list(self.G_mle.parameters()), t, t.lr)
@@ -329,7 +379,7 @@ class SeqGAN(nn.Module):
             out = {"loss_mle": self.mle_epoch(self.G, "g_mle", update, ss)}
             return out | ({"p_own_token": torch.tensor(ss)} if self.pretrain.scheduled_sampling else {})
         if self.phase == "pretrain_d":
-            return {"loss_d": self.train_d(update, self.pretrain.d_samples, self.pretrain.d_epochs)}
+            return self.train_d(update, self.pretrain.d_samples, self.pretrain.d_epochs)
         if self.phase != "adversarial":
             raise GankitError(f"unknown SeqGAN phase '{self.phase}'")
         if not self.adv_started:
@@ -337,17 +387,39 @@ class SeqGAN(nn.Module):
         out = {}
         for _ in range(self.cfg.g_steps):
             y = self.G.sample(self.train_cfg.batch_size, self.seq_len, self.cfg.temperature)  # (B, T)
-            q = self.rewards(y)  # (B, T)
-            loss_g = -(self.G.log_prob(y) * q).sum()
+            q, spread = self.rewards(y, spread=True)  # (B, T) each
+            adv = q - baseline(q, self.cfg.reward_baseline)  # (B, T)
+            loss_g = -(self.G.log_prob(y) * adv).sum()
             update("g_adv", loss_g)
-            # reward_pos: mean Q per token position (T,), a heatmap over training in the report
-            out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean(), "reward_pos": q.mean(0)}
+            # reward_pos: mean Q per token position (T,), a heatmap over training in the report.
+            # Why the curve climbs back (issue 17): reward_var, Q's variance over batch and
+            # positions; reward_rollout_var, one rollout's variance around its prefix's mean (the
+            # Monte-Carlo noise in Q is that / N); adv_sq, the mean squared advantage Q − b, which
+            # scales the policy gradient's variance (= mean Q² without a baseline).
+            out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean(), "reward_pos": q.mean(0),
+                    "reward_var": q.var(), "adv_sq": adv.square().mean()}
+            if self.cfg.rollouts > 1:
+                out["reward_rollout_var"] = spread[:, :-1].mean()
         self.update_rollout()
-        for _ in range(self.cfg.d_steps if self.cfg.reward == "discriminator" else 0):  # PG-BLEU needs no D
-            out["loss_d"] = self.train_d(update, self.cfg.d_samples, self.cfg.d_epochs)
+        for i in range(self.cfg.d_steps if self.cfg.reward == "discriminator" else 0):  # PG-BLEU needs no D
+            out |= self.train_d(update, self.cfg.d_samples, self.cfg.d_epochs, measure=i == 0)
         if self.G_mle is not None:
             out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", update)
+        if self.G_best is not None:
+            every = self.train_cfg.eval_every or 1  # the steps the trainer evaluates at
+            if (getattr(self, "step", 0) + 1) % every == 0:
+                self.keep_if_best()
+            out["nll_test_best"] = self.best_nll_test.float()
         return out
+
+    @torch.no_grad()
+    def keep_if_best(self) -> None:
+        """model.keep_best: copy G if its NLL-test on the held-out sequences is the lowest so far
+        (one host sync, at the evaluation cadence; no random numbers drawn)."""
+        nll = self.nll(self.data.held_out["tokens"])
+        if nll < self.best_nll_test.item():
+            self.G_best.load_state_dict(self.G.state_dict())
+            self.best_nll_test.fill_(nll)
 
     @torch.no_grad()
     def start_adversarial(self):
@@ -356,6 +428,8 @@ class SeqGAN(nn.Module):
         if self.G_mle is not None:
             self.G_mle.load_state_dict(self.G.state_dict())
             self.opts["g_base"].load_state_dict(self.opts["g_mle"].state_dict())
+        if self.G_best is not None:  # the pre-trained G is the first candidate
+            self.keep_if_best()
         self.adv_started.fill_(1)
 
     @torch.no_grad()
@@ -394,12 +468,20 @@ class SeqGAN(nn.Module):
             x = torch.where(torch.rand(len(y), device=y.device) < p_own, own, y[:, t])
         return torch.stack(logits, 1)
 
-    def train_d(self, update, n_fake: int, epochs: int) -> Tensor:
-        """Fresh fakes + as many reals, `epochs` passes of D in shuffled minibatches."""
+    def train_d(self, update, n_fake: int, epochs: int, measure: bool = False) -> dict[str, Tensor]:
+        """Fresh fakes + as many reals, `epochs` passes of D in shuffled minibatches: {"loss_d"}.
+        `measure`: also D's accuracy on up to D_DIAG of these reals and fresh fakes before D
+        trains on them (d_acc_real, d_acc_fake: is D falling behind G?), scored as the rewards
+        are (eval mode, no random numbers drawn, so the run itself is unchanged)."""
         real_all = self.data.tensors["tokens"]
         fake = self.G.sample(n_fake, self.seq_len, self.cfg.temperature)
         pick = (torch.randperm(len(real_all), device=real_all.device)[:n_fake] if n_fake <= len(real_all)
                 else torch.randint(len(real_all), (n_fake,), device=real_all.device))
+        out = {}
+        if measure:
+            k = min(n_fake, D_DIAG)
+            p = self.score(torch.cat([real_all[pick[:k]], fake[:k]]))  # D(real | x)
+            out = {"d_acc_real": (p[:k] > 0.5).float().mean(), "d_acc_fake": (p[k:] < 0.5).float().mean()}
         x = torch.cat([real_all[pick], fake])
         labels = torch.cat([torch.ones(n_fake), torch.zeros(n_fake)]).long().to(x.device)
         bs = min(self.cfg.d_batch_size, len(x))
@@ -412,7 +494,7 @@ class SeqGAN(nn.Module):
                 update("d", loss)
                 total += loss.detach()
                 count += 1
-        return total / max(count, 1)
+        return {"loss_d": total / max(count, 1), **out}
 
     @torch.no_grad()
     def rollout_sequences(self, y: Tensor, u: Tensor | None = None) -> Tensor:
@@ -449,13 +531,19 @@ class SeqGAN(nn.Module):
         return seqs.view(G1, N, B, T)
 
     @torch.no_grad()
-    def rewards(self, y: Tensor, u: Tensor | None = None) -> Tensor:
-        """Q (B, T): mean D over the N rollouts for t < T, D(y) at t = T (D without dropout)."""
+    def rewards(self, y: Tensor, u: Tensor | None = None, spread: bool = False):
+        """Q (B, T): mean D over the N rollouts for t < T, D(y) at t = T (D without dropout).
+        `spread`: also (B, T) the variance of one rollout's D around that mean (0 at t = T)."""
         B, T = y.shape
+        N = self.cfg.rollouts
         seqs = self.rollout_sequences(y, u)  # (T-1, N, B, T)
         p = self.score(torch.cat([seqs.reshape(-1, T), y]))
-        q = p[:-B].view(T - 1, self.cfg.rollouts, B).mean(1).T  # (B, T-1)
-        return torch.cat([q, p[-B:, None]], 1)
+        per = p[:-B].view(T - 1, N, B)
+        q = torch.cat([per.mean(1).T, p[-B:, None]], 1)  # (B, T)
+        if not spread:
+            return q
+        var = per.var(1, correction=1 if N > 1 else 0).T  # (B, T-1)
+        return q, torch.cat([var, torch.zeros_like(var[:, :1])], 1)
 
     @torch.no_grad()
     def score(self, tokens: Tensor) -> Tensor:
@@ -518,6 +606,8 @@ class SeqGAN(nn.Module):
             out["nll_oracle"] = self.nll_oracle()
             if self.G_mle is not None and self.adv_started:
                 out["nll_oracle_mle_baseline"] = self.nll_oracle(G=self.G_mle)
+            if self.G_best is not None and self.adv_started:  # what `gankit sample` draws from
+                out["nll_oracle_best"] = self.nll_oracle(G=self.G_best)
             # what NLL-oracle cannot see (PG-BLEU collapses while it improves): diversity over token ids
             from ..metrics.text import distinct_n, distinct_sequences, self_bleu
             ids = [[str(t) for t in row] for row in
@@ -526,6 +616,8 @@ class SeqGAN(nn.Module):
         held = getattr(self.data, "held_out", None)
         if held and "tokens" in held:
             out["nll_test"] = self.nll(held["tokens"].to(self.device))
+            if self.G_best is not None and self.adv_started:
+                out["nll_test_best"] = self.best_nll_test.item()
         refs = getattr(self.data, "references", None)
         if self.vocab is not None and refs:
             from ..metrics.text import BLEU, distinct_n, distinct_sequences, self_bleu
@@ -553,7 +645,12 @@ class SeqGAN(nn.Module):
     def sample(self, n: int, label: int | None = None) -> list[str]:
         if label is not None:
             raise GankitError("seqgan is unconditional; --label does not apply")
-        return self._decode(self.G.sample(n, self.seq_len, self.cfg.temperature))
+        return self._decode(self.final_G().sample(n, self.seq_len, self.cfg.temperature))
+
+    def final_G(self) -> Generator:
+        """The generator a finished run is used through: the kept copy with model.keep_best
+        (once the adversarial phase has started), else G."""
+        return self.G_best if self.G_best is not None and self.adv_started else self.G
 
     @property
     def device(self):
