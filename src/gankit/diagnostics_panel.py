@@ -37,7 +37,7 @@ def _panels(rows: list[dict], loss: str | None) -> list:
             for k in grad_keys:
                 pts = [(s, v) for s, v in _series(train, k) if v > 0]
                 if pts:
-                    ax.plot(*zip(*pts), label=k.removeprefix("grad_norm_"))
+                    ax.plot(*zip(*pts), label=k.removeprefix("grad_norm_"), marker="." if len(pts) < 20 else None)
             ax.set_yscale("log")
             ax.set_ylabel("gradient L2 norm")
             ax.legend(fontsize=7)
@@ -46,8 +46,10 @@ def _panels(rows: list[dict], loss: str | None) -> list:
     if rewards:
         def draw_rewards(ax):
             steps = [s for s, _ in rewards]
-            im = ax.imshow([v for _, v in rewards], aspect="auto", origin="lower", cmap="viridis",
-                           extent=(0.5, len(rewards[0][1]) + 0.5, steps[0], steps[-1]), interpolation="nearest")
+            half = (steps[-1] - steps[0]) / max(len(steps) - 1, 1) / 2 or 0.5  # rows centred on their steps
+            im = ax.imshow([v for _, v in rewards], aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
+                           extent=(0.5, len(rewards[0][1]) + 0.5, steps[0] - half, steps[-1] + half))
+            ax.grid(False)
             ax.set_xlabel("token position")
             ax.set_ylabel("step")
             ax.figure.colorbar(im, ax=ax, label="mean reward Q")
@@ -106,11 +108,11 @@ def plot_diagnostics(rows: list[dict], out: Path, loss: str | None = None) -> Pa
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.1 * nrows), squeeze=False)
     for ax, (title, draw) in zip(axes.flat, panels):
+        ax.grid(alpha=0.3)
         draw(ax)
         ax.set_title(title, fontsize=9)
         if not ax.get_xlabel():
             ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if len(panels) < axes.size:  # a free slot: the hints, so the figure reads without the page
