@@ -185,7 +185,8 @@ def cmd_fit_classifier(args) -> int:
 
 def cmd_theory(args) -> int:
     from .theory import run_theory
-    out = run_theory(args.out, steps=args.steps, seed=args.seed, data=args.toy, progress=not args.no_progress)
+    out = run_theory(args.out, steps=args.steps, seed=args.seed, data=args.toy, progress=not args.no_progress,
+                     snapshots=args.snapshots)
     print(f"theory lab written to {out}")
     return 0
 
@@ -306,6 +307,7 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
     th.add_argument("--steps", type=int, default=2000)
     th.add_argument("--toy", default="mixture1d", help="mixture1d | ring2d")
     th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--snapshots", type=int, default=9, help="measurements over training (default 9)")
     th.add_argument("--no-progress", action="store_true", help="no progress bar")
     th.set_defaults(func=cmd_theory)
 
