@@ -129,7 +129,7 @@ def _unpaired(arg, cfg):
     load_size = round(size * 1.12) if cfg.augment else size
     a, b = images.load_unpaired(root, "train", load_size, cfg.strict)
     held_a = held_b = None
-    if (root / "testA").is_dir() and (root / "testB").is_dir():
+    if (root / "testA").is_dir() or (root / "testB").is_dir():  # one without the other is an error
         held_a, held_b = images.load_unpaired(root, "test", size, cfg.strict)
     return _translation_dataset(a, b, cfg, f"unpaired:{arg}", held_a, held_b, paired=False)
 

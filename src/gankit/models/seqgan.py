@@ -346,7 +346,8 @@ class SeqGAN(nn.Module):
             raise GankitError("model.reward_baseline needs train.batch_size >= 2 (the other sequences of the batch)")
         self.G_best = None  # model.keep_best: a copy of G and its NLL-test, both in the checkpoint
         if cfg.keep_best != "none":
-            if "tokens" not in (getattr(data, "held_out", None) or {}):
+            # (a run loaded for sampling has no data: only the checkpoint's copy is needed)
+            if "tokens" in data.tensors and "tokens" not in (getattr(data, "held_out", None) or {}):
                 raise GankitError("model.keep_best=nll_test needs held-out sequences (oracle or text data)")
             self.G_best = copy.deepcopy(self.G).requires_grad_(False)
             self.register_buffer("best_nll_test", torch.tensor(float("inf"), dtype=torch.float64))

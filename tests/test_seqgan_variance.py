@@ -1,0 +1,171 @@
+"""SeqGAN past the paper (issue 17): the per-round diagnostics, the reward baselines,
+model.adv_lr and model.keep_best — shapes, a finite step, exact resume, and what each
+claims (a baseline lowers the advantages' second moment; keep_best keeps the lowest
+NLL-test). Tiny synthetic oracles, as in test_seqgan.py; a few seconds each."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from gankit.cli import main as cli
+from gankit.config import build_config
+from gankit.errors import GankitError
+from gankit.models.seqgan import baseline
+from gankit.runs import RunDir
+
+from test_seqgan import TINY, T, oracle_npz, tiny_model  # noqa: F401  (oracle_npz is a fixture)
+
+KEYS = [["model.reward_baseline=batch_mean"], ["model.reward_baseline=prefix_mean"], ["model.adv_lr=0.002"],
+        ["model.keep_best=nll_test", "train.eval_every=1"]]
+
+
+class FractionOf3(torch.nn.Module):
+    """A "discriminator" whose reward is 0.25 + half the fraction of 3s: the reward of a
+    sequence is mostly fixed by its prefix, as a trained D's often is."""
+    def prob_real(self, tokens, **kw):
+        return 0.25 + 0.5 * (tokens == 3).float().mean(1)
+
+
+def test_baselines_never_depend_on_the_token_they_multiply():
+    g = torch.Generator().manual_seed(0)
+    q = torch.rand(5, T, generator=g)
+    loo = (q.sum(0) - q) / 4
+    torch.testing.assert_close(baseline(q, "batch_mean"), loo)
+    b = baseline(q, "prefix_mean")
+    torch.testing.assert_close(b[:, 1:], q[:, :-1])  # the rollouts of the prefix before y_t
+    torch.testing.assert_close(b[:, 0], loo[:, 0])
+    assert torch.equal(baseline(q, "none"), torch.zeros_like(q))
+    # changing sequence i's reward for y_t leaves the baseline for y_t unchanged (unbiasedness)
+    for t in range(T):
+        q2 = q.clone()
+        q2[2, t] += 1.0
+        for kind in ("batch_mean", "prefix_mean"):
+            torch.testing.assert_close(baseline(q2, kind)[2, t], baseline(q, kind)[2, t])  # up to rounding
+    for bad in (["model.reward_baseline=mean"], ["model.keep_best=nll_oracle"], ["model.adv_lr=-1"]):
+        with pytest.raises(GankitError, match=bad[0].split("=")[0]):
+            build_config("seqgan", overrides=bad)
+
+
+def test_baselines_lower_the_advantages_second_moment(oracle_npz):
+    model, _ = tiny_model(oracle_npz[0], ["model.rollouts=16"])
+    model.D = FractionOf3()
+    model.rollout.load_state_dict(model.G.state_dict())
+    torch.manual_seed(0)
+    y = model.G.sample(256, T)
+    q, spread = model.rewards(y, spread=True)
+    assert q.shape == spread.shape == (256, T) and (spread[:, -1] == 0).all()
+    adv_sq = {k: (q - baseline(q, k)).square().mean().item() for k in ("none", "batch_mean", "prefix_mean")}
+    # E[(Q - b)^2] scales the policy gradient's variance (E[grad log G] = 0)
+    assert adv_sq["prefix_mean"] < 0.5 * adv_sq["batch_mean"] and adv_sq["batch_mean"] < 0.2 * adv_sq["none"]
+
+
+def test_rewards_spread_is_the_variance_over_rollouts(oracle_npz):
+    model, _ = tiny_model(oracle_npz[0], ["model.rollouts=3"])
+    model.cfg.reward_bf16 = False
+    B, N = 4, 3
+    y = model.G.sample(B, T)
+    u = torch.rand(T - 1, N * B, T)
+    q, spread = model.rewards(y, u, spread=True)
+    model.D.eval()
+    p = model.D.prob_real(model.rollout_sequences(y, u).reshape(-1, T)).view(T - 1, N, B)
+    torch.testing.assert_close(q[:, :-1], p.mean(1).T)
+    torch.testing.assert_close(spread[:, :-1], p.var(1).T)
+
+
+@pytest.mark.parametrize("bias,real,fake", [((-20.0, 20.0), 1.0, 0.0), ((20.0, -20.0), 0.0, 1.0)])
+def test_round_logs_d_accuracy_before_d_trains_and_reward_variance(oracle_npz, bias, real, fake):
+    model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false"])
+    with torch.no_grad():
+        model.D.out.bias.copy_(torch.tensor(bias))  # D says "real" (or "fake") to everything
+    model.phase = "adversarial"
+    out = model.train_step({}, update)
+    assert out["d_acc_real"].item() == real and out["d_acc_fake"].item() == fake
+    for k in ("reward_var", "reward_rollout_var", "adv_sq"):
+        assert out[k].shape == () and torch.isfinite(out[k]) and out[k] >= 0, k
+    assert out["reward_pos"].shape == (T,)
+    # no baseline: the advantage is Q itself
+    assert out["adv_sq"].item() == pytest.approx(out["reward_var"].item() * (8 * T - 1) / (8 * T)
+                                                 + out["reward"].item() ** 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("keys", KEYS, ids=lambda k: k[0].split(".")[1])
+def test_each_key_takes_a_finite_step_that_moves_g(oracle_npz, keys):
+    model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", *keys])
+    model.phase, model.step = "adversarial", 0
+    before = [p.clone() for p in model.G.parameters()]
+    out = model.train_step({}, update)
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert out["reward_pos"].shape == (T,) and out["loss_g"].shape == ()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
+    want = model.cfg.adv_lr or model.train_cfg.lr
+    assert model.opts["g_adv"].param_groups[0]["lr"] == want and model.opts["g_mle"].param_groups[0]["lr"] == 0.01
+    if model.G_best is not None:
+        assert out["nll_test_best"].shape == () and model.final_G() is model.G_best
+
+
+def test_keep_best_keeps_the_lowest_nll_test_copy(oracle_npz):
+    model, update = tiny_model(oracle_npz[0], ["model.keep_best=nll_test", "train.eval_every=2"])
+    held = model.data.held_out["tokens"]
+    random_init = {k: v.clone() for k, v in model.G.state_dict().items()}
+    model.start_adversarial()  # the pre-trained (here: untrained) G is the first candidate
+    assert model.best_nll_test.item() == pytest.approx(model.nll(held))
+    for _ in range(3):
+        model.phase = "mle"
+        model.train_step({}, update)
+    trained = {k: v.clone() for k, v in model.G.state_dict().items()}
+    model.step = 0  # (step + 1) % eval_every != 0: not a checking step, the copy stays
+    model.phase = "adversarial"
+    model.train_step({}, update)
+    assert all(torch.equal(model.G_best.state_dict()[k], random_init[k]) for k in random_init)
+    model.G.load_state_dict(trained)
+    model.keep_if_best()  # lower NLL-test: copied
+    best = model.nll(held)
+    model.G.load_state_dict(random_init)
+    model.keep_if_best()  # higher: the copy stays
+    assert model.best_nll_test.item() == pytest.approx(best) and model.nll(held, G=model.G_best) == pytest.approx(best)
+    assert all(torch.equal(model.G_best.state_dict()[k], trained[k]) for k in trained)
+    assert model.final_G() is model.G_best and "nll_oracle_best" in model.evaluate()
+
+
+@pytest.mark.parametrize("keys", [KEYS[0] + KEYS[2], KEYS[1], KEYS[3]], ids=["batch_mean+adv_lr", "prefix_mean",
+                                                                              "keep_best"])
+def test_cli_resume_with_new_keys_is_exact(oracle_npz, tmp_path, keys, capsys):
+    run = tmp_path / "run"
+    args = ["train", "seqgan", "--data", f"oracle:{oracle_npz[0]}", "--out", str(run), "--steps", "4",
+            "--no-progress", "--set", *TINY, "train.log_every=1", "train.sample_every=10", "train.eval_every=3",
+            "train.checkpoint_every=2", "train.keep_checkpoints=5", "train.samples=2", *keys]
+    assert cli(args) == 0  # phases: mle 1, pretrain_d 1, adversarial 4 -> 6 steps
+    straight = torch.load(run / "checkpoints" / "step_0000006.pt", weights_only=True)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for p in [resumed / "checkpoints" / "step_0000006.pt", resumed / "checkpoints" / "last.pt"]:
+        p.unlink()
+    assert cli(["train", "--resume", str(resumed), "--no-progress"]) == 0  # from step 4: 2 rounds done
+    final = torch.load(resumed / "checkpoints" / "step_0000006.pt", weights_only=True)
+    assert straight["model"].keys() == final["model"].keys()
+    for k, v in straight["model"].items():
+        assert torch.equal(v, final["model"][k]), k
+    for name, opt in straight["optimizers"].items():
+        for i, st in opt["state"].items():
+            for k, v in st.items():
+                assert torch.equal(v, final["optimizers"][name]["state"][i][k]), (name, i, k)
+    rows = [r for r in RunDir(run).metrics() if r.get("phase") == "adversarial"]
+    assert all(0 <= r["d_acc_fake"] <= 1 and r["reward_var"] >= 0 for r in rows)
+    if "model.keep_best=nll_test" in keys:
+        assert any(k.startswith("G_best.") for k in straight["model"])
+        last = [r for r in RunDir(run).metrics() if r.get("eval")][-1]
+        assert last["nll_test_best"] <= min(r["nll_test"] for r in RunDir(run).metrics()
+                                            if r.get("eval") and r["step"] >= 2) + 1e-9
+        capsys.readouterr()
+        assert cli(["sample", str(run), "--n", "2"]) == 0
+        assert len(capsys.readouterr().out.strip().splitlines()) == 2
+
+
+def test_defaults_add_nothing_to_the_checkpoint(oracle_npz):
+    model, _ = tiny_model(oracle_npz[0])
+    assert model.G_best is None and model.final_G() is model.G
+    assert not any(k.startswith(("G_best", "best_nll")) for k in model.state_dict())
+    cfg = build_config("seqgan").model
+    assert (cfg.reward_baseline, cfg.adv_lr, cfg.keep_best) == ("none", 0.0, "none")
