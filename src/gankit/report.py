@@ -79,7 +79,9 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     evals = [r for r in rows if r.get("eval")]
     keys = sorted({k for r in evals for k, v in r.items()  # diagnostics keys: their own panel
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"
-                   and k not in ("classes_covered", "num_classes") and not k.startswith("memo_")})
+                   and k not in ("classes_covered", "num_classes") and not k.startswith("memo_")
+                   # the quality curve: headline metrics, not their spreads or per-class splits
+                   and not k.endswith("_std") and not k.startswith("accuracy_class_")})
     series = {k: [(r["step"], r[k]) for r in evals if isinstance(r.get(k), (int, float))] for k in keys}
     series = {k: v for k, v in series.items() if len(v) > 1}
     if not series:
@@ -88,12 +90,17 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     n = len(series)
-    fig, axes = plt.subplots(1, n, figsize=(min(4 * n, 16), 3), squeeze=False)
-    for ax, (k, pts) in zip(axes[0], series.items()):
+    cols = min(n, 4)
+    rows_ = -(-n // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4 * cols, 3 * rows_), squeeze=False)
+    for ax, (k, pts) in zip(axes.flat, series.items()):
         ax.plot(*zip(*pts), marker=".")
         better = direction(k)
         ax.set_title(f"{k} ({better} is better)" if better else k, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
