@@ -268,7 +268,8 @@ def test_zero_or_negative_batch_size_flag(tmp_path, capsys):
 
 def test_batch_larger_than_data(tmp_path, capsys):
     line = error_line(capsys, train(tmp_path / "r", "--set", *TINY, "data.limit=3"))
-    assert line == "error: batch size 4 is larger than the data set (3 examples); lower train.batch_size"
+    assert line == ("error: batch size 4 is larger than the data set (3 examples in digits (scikit-learn "
+                    "load_digits)); lower train.batch_size")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -64,8 +64,9 @@ class Dataset:
         global_batch = batch_size * world
         for keys in groups:
             if len(self.tensors[keys[0]]) < global_batch:
+                where = f" in {self.info['source']}" if self.info.get("source") else ""
                 raise GankitError(f"batch size {global_batch} is larger than the data set "
-                                  f"({len(self.tensors[keys[0]])} examples); lower train.batch_size")
+                                  f"({len(self.tensors[keys[0]])} examples{where}); lower train.batch_size")
         cache: dict[tuple[int, int], torch.Tensor] = {}
         step = start_step
         while True:

@@ -53,6 +53,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
+def check_not_blank(images: np.ndarray, path) -> None:
+    """Every pixel of every image one value: a zero-filled download or a placeholder file."""
+    if images.size and images.min() == images.max():
+        raise GankitError(f"{path}: all {len(images)} images are one flat value ({images.flat[0]}); "
+                          "expected real images (a zero-filled or placeholder file?)")
+
+
 def _find(directory: Path, stems: list[str]) -> Path | None:
     for stem in stems:
         for suffix in ("", ".gz"):
@@ -85,6 +92,10 @@ def load_mnist(directory: str | Path, split: str = "auto") -> dict[str, np.ndarr
                 raise GankitError(f"{images}: expected non-empty uint8 images, got {x.dtype} {x.shape}")
             if y.dtype.kind not in "iu" or (len(y) and y.min() < 0):
                 raise GankitError(f"{labels}: expected non-negative integer labels")
+            if min(x.shape[1:]) < 4:
+                raise GankitError(f"{images}: images are {x.shape[1]}x{x.shape[2]}; expected at least 4x4 "
+                                  "(a labels or other IDX file under an images name?)")
+            check_not_blank(x, images)
             return {"image": x, "label": y.astype(np.int64), "split": prefix}
     raise GankitError(f"{directory}: no MNIST-format IDX files for split '{split}' "
                       f"(expected e.g. train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz])")
@@ -109,13 +120,32 @@ class _ArraysOnly(pickle.Unpickler):
 def _read_cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-        data = np.asarray(batch.get(b"data", batch.get("data")), dtype=np.uint8)
-        labels = np.asarray(batch.get(b"labels", batch.get("labels")), dtype=np.int64)
+        if not isinstance(batch, dict):
+            raise ValueError(f"a pickled {type(batch).__name__}, expected a dict")
+        keys = {k.decode() if isinstance(k, bytes) else str(k): v for k, v in batch.items()}
+        if "data" not in keys or "labels" not in keys:
+            hint = "; CIFAR-100? gankit reads CIFAR-10" if "fine_labels" in keys else ""
+            raise GankitError(f"{path}: a CIFAR-10 batch needs 'data' and 'labels', found keys "
+                              f"{sorted(keys)}{hint}")
+        data, labels = np.asarray(keys["data"]), np.asarray(keys["labels"])
+    except GankitError:
+        raise
     except Exception as e:  # any malformed pickle is a data error, not a crash
         raise GankitError(f"{path}: not a CIFAR-10 python batch ({e})") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 or len(data) != len(labels):
         raise GankitError(f"{path}: expected (N, 3072) data and N labels, got {data.shape}, {labels.shape}")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+    if data.dtype.kind not in "iu" or (data.size and (data.min() < 0 or data.max() > 255)):
+        found = f"{data.dtype}" + (f" {data.min()}..{data.max()}" if data.size and data.dtype.kind in "iuf" else "")
+        raise GankitError(f"{path}: CIFAR-10 data must be uint8 pixels 0-255, found {found}")
+    _check_cifar_labels(labels, path)
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int64)
+
+
+def _check_cifar_labels(labels: np.ndarray, path: Path) -> None:
+    if labels.dtype.kind not in "iu" or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        found = f"{labels.min()}..{labels.max()}" if labels.size and labels.dtype.kind in "iuf" else str(labels.dtype)
+        raise GankitError(f"{path}: CIFAR-10 labels must be 0-9, found {found} "
+                          "(CIFAR-100, or rows out of step?)")
 
 
 def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +153,7 @@ def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(raw) == 0 or len(raw) % 3073:
         raise GankitError(f"{path}: size {len(raw)} is not a multiple of 3073 (truncated CIFAR-10 binary)")
     rows = raw.reshape(-1, 3073)
+    _check_cifar_labels(rows[:, 0], path)
     return rows[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), rows[:, 0].astype(np.int64)
 
 
@@ -140,6 +171,8 @@ def load_cifar10(directory: str | Path, split: str = "auto") -> dict[str, np.nda
             raise GankitError(f"data.split must be train, test or auto, got '{split}'")
         if files:
             parts = [(_read_cifar_bin if f.suffix == ".bin" else _read_cifar_pickle)(f) for f in files]
+            for f, (x, _) in zip(files, parts):
+                check_not_blank(x, f)
             return {"image": np.concatenate([p[0] for p in parts]),
                     "label": np.concatenate([p[1] for p in parts]),
                     "split": "train" if files is train else "test"}
@@ -234,6 +267,10 @@ def load_folder(directory: str | Path, size: int, channels: int = 0, strict: boo
                 continue
     arrays, kept = read_images(paths, size, _mode_for(paths, channels), strict, str(directory))
     out = {"image": np.stack(arrays)}
+    if classes and top_level:  # labels need every image in a class folder: say why there are none
+        warnings.warn(f"{directory}: {len(top_level)} image(s) at the top level next to class folders "
+                      f"({', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}); training without "
+                      "labels (move them into a class folder to keep the labels)", stacklevel=2)
     if classes and not top_level:
         index = {c: i for i, c in enumerate(classes)}
         out["label"] = np.array([index[paths[i].relative_to(directory).parts[0]] for i in kept], dtype=np.int64)
@@ -267,6 +304,11 @@ def load_paired(directory: str | Path, split: str, size: int, direction: str,
                 raise
             bad.append(str(p))
             continue
+        h, w = arr.shape[:2]
+        if w != 2 * h:  # resizing to (2*size, size) would silently stretch it into a "pair"
+            raise GankitError(f"{p}: a paired image must be A and B side by side, width = 2 x height; "
+                              f"found {w}x{h}" + (" (a single image? unpaired:DIR takes trainA/ trainB/)"
+                                                   if w == h else ""))
         if size:
             arr = np.asarray(Image.fromarray(arr).resize((2 * size, size), Image.BICUBIC))
         arrays.append(arr)
@@ -280,9 +322,14 @@ def load_paired(directory: str | Path, split: str, size: int, direction: str,
 def load_unpaired(directory: str | Path, split: str, size: int, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """DIR/{split}A and DIR/{split}B folders of any images (grey/RGBA -> RGB, with a warning)."""
     directory = _existing_dir(directory)
+    missing = [f"{split}{side}/" for side in ("A", "B") if not (directory / f"{split}{side}").is_dir()]
+    if missing:
+        found = sorted(p.name + "/" for p in directory.iterdir() if p.is_dir())
+        raise GankitError(f"{directory}: unpaired data needs both domains, {split}A/ and {split}B/; "
+                          f"missing {' and '.join(missing)} (found {', '.join(found) or 'no folders'})")
     out = []
     for side in ("A", "B"):
-        folder = _existing_dir(directory / f"{split}{side}")
+        folder = directory / f"{split}{side}"
         paths = list_images(folder)
         if not paths:
             raise GankitError(f"{folder}: no images found")

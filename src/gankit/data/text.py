@@ -13,6 +13,7 @@ checkpoint alone can compute NLL-oracle.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -90,12 +91,21 @@ class OracleLSTM(nn.Module):
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "OracleLSTM":
         t = {k: torch.as_tensor(np.asarray(a[k], dtype=np.float32)) for k in ORACLE_ARRAYS}
+        if t["g_embeddings"].dim() != 2 or t["Ui"].dim() != 2:
+            raise GankitError(f"oracle arrays g_embeddings and Ui must be matrices, found shapes "
+                              f"{tuple(t['g_embeddings'].shape)} and {tuple(t['Ui'].shape)}")
         vocab, emb = t["g_embeddings"].shape
         hidden = t["Ui"].shape[0]
-        expect = {"Wi": (emb, hidden), "Ui": (hidden, hidden), "bi": (hidden,), "Wo": (hidden, vocab), "bo": (vocab,)}
+        expect = {"Wo": (hidden, vocab), "bo": (vocab,)}
+        for gate in ("i", "f", "og", "c"):  # every gate, not just the first: a swapped array must not load
+            expect |= {f"W{gate}": (emb, hidden), f"U{gate}": (hidden, hidden), f"b{gate}": (hidden,)}
         for k, shape in expect.items():
             if tuple(t[k].shape) != shape:
-                raise GankitError(f"oracle array {k} has shape {tuple(t[k].shape)}, expected {shape}")
+                raise GankitError(f"oracle array {k} has shape {tuple(t[k].shape)}, expected {shape} "
+                                  f"(vocab {vocab}, embedding {emb}, hidden {hidden})")
+        bad = [k for k, v in t.items() if not torch.isfinite(v).all()]
+        if bad:
+            raise GankitError(f"oracle arrays {bad} hold NaN or Inf values")
         m = cls(vocab, emb, hidden)
         m.emb.weight.copy_(t["g_embeddings"])
         m.lstm.weight_ih_l0.copy_(torch.cat([t["Wi"], t["Wf"], t["Wc"], t["Wog"]], 1).T)
@@ -157,7 +167,11 @@ def load_oracle(path: str | None, cfg: DataConfig) -> Dataset:
                 arrays = {k: z[k] for k in ORACLE_ARRAYS}
         except (ValueError, OSError) as e:
             raise GankitError(f"{p}: not a readable .npz of oracle parameters ({e})") from None
-        oracle, source, seed = OracleLSTM.from_arrays(arrays), f"oracle:{path}", DEFAULT_SEED
+        try:
+            oracle = OracleLSTM.from_arrays(arrays)
+        except (GankitError, ValueError, TypeError) as e:  # name the file: the arrays came from it
+            raise GankitError(f"{p}: {e}") from None
+        source, seed = f"oracle:{path}", DEFAULT_SEED
     else:
         seed = int(path) if path else DEFAULT_SEED
         oracle, source = OracleLSTM.random(seed), f"oracle (random N(0,1) parameters, seed {seed})"
@@ -177,15 +191,72 @@ def load_oracle(path: str | None, cfg: DataConfig) -> Dataset:
 
 # ------------------------------------------------------------------------ real text
 
-def read_sentences(path: str | Path) -> list[list[str]]:
-    """Lines -> lists of words. NFC-normalised, BOM stripped, undecodable bytes replaced,
-    blank lines skipped, split on any Unicode whitespace."""
+_BINARY_MAGIC = {b"\x1f\x8b": "a gzip file (decompress it first)", b"PK\x03\x04": "a zip/npz file",
+                 b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF file",
+                 b"\xff\xfe": "UTF-16 text (re-encode it as UTF-8)", b"\xfe\xff": "UTF-16 text (re-encode it as UTF-8)",
+                 b"\x00\x00\x08": "an IDX (MNIST) file", b"\x80\x04": "a Python pickle", b"\x80\x02": "a Python pickle"}
+
+
+# bytes that are not UTF-8 (lone surrogates after surrogateescape) and control characters
+# other than tab, newline, vertical tab, form feed and carriage return
+_ODD = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\udc80-\udcff]")
+
+
+def check_text(p: Path, raw: bytes, strict: bool = False) -> None:
+    """A corpus is UTF-8 text of space-separated words. Binary files (any share of bytes that
+    are not UTF-8 or are control characters above 5%) are errors; a few stray bytes (a
+    Latin-1 accent, a NUL) are a warning, or an error with data.strict=true."""
+    for magic, what in _BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            raise GankitError(f"{p}: expected UTF-8 text, one sentence a line; found {what}")
+    text = raw.decode("utf-8", errors="surrogateescape")  # each bad byte -> one lone surrogate
+    match = _ODD.search(text)
+    if match is None:
+        return
+    n_odd = len(_ODD.findall(text))
+    line = text.count("\n", 0, match.start()) + 1
+    c = match.group()
+    first = f"line {line}, " + (f"byte 0x{ord(c) - 0xDC00:02x}" if c >= "\udc80" else f"control character {ord(c):#04x}")
+    if n_odd > max(0.05 * len(text), 8):  # a few stray bytes in a small file are not "binary"
+        raise GankitError(f"{p}: expected UTF-8 text, one sentence a line; found a binary file "
+                          f"({n_odd} of {len(text)} characters are not UTF-8 or are control characters, "
+                          f"first at {first})")
+    what = (f"{p}: {n_odd} byte(s) that are not UTF-8 text or are control characters (first at {first})")
+    if strict:
+        raise GankitError(f"{what}; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) "
+                          "or drop data.strict to read them as U+FFFD")
+    import warnings
+    warnings.warn(f"{what}; bytes that are not UTF-8 become U+FFFD (re-encode the file as UTF-8, or set "
+                  "data.strict=true to fail)", stacklevel=3)
+
+
+def check_words(p: Path, sentences: list[list[str]]) -> None:
+    """Word-level means space-separated: a file whose lines are single long tokens is
+    something else (base64, minified JSON, text that was never tokenised)."""
+    if not sentences:
+        return
+    one_token = sum(len(s) == 1 for s in sentences)
+    long_ones = sum(len(s) == 1 and len(s[0]) > 30 for s in sentences)
+    if one_token > len(sentences) / 2 and long_ones > len(sentences) / 2:
+        longest = max(len(s[0]) for s in sentences if len(s) == 1)
+        raise GankitError(f"{p}: expected sentences of space-separated words; found {long_ones} of "
+                          f"{len(sentences)} lines that are one token of over 30 characters (up to {longest}): "
+                          "base64, JSON or untokenised text?")
+
+
+def read_sentences(path: str | Path, strict: bool = False) -> list[list[str]]:
+    """Lines -> lists of words. Checked to be UTF-8 words (`check_text`, `check_words`);
+    NFC-normalised, BOM stripped, blank lines skipped, split on any Unicode whitespace."""
     p = Path(path)
     if not p.is_file():
         raise GankitError(f"text file not found: {p}")
-    text = p.read_bytes().decode("utf-8-sig", errors="replace")
+    raw = p.read_bytes()
+    check_text(p, raw, strict)
+    text = raw.decode("utf-8-sig", errors="replace")
     text = unicodedata.normalize("NFC", text)
-    return [line.split() for line in text.splitlines() if line.strip()]
+    sentences = [line.split() for line in text.splitlines() if line.strip()]
+    check_words(p, sentences)
+    return sentences
 
 
 def build_vocab(sentences: list[list[str]]) -> list[str]:
@@ -218,13 +289,13 @@ def decode(tokens: Tensor | list[int], vocab: list[str]) -> str:
 def load_text(path: str, cfg: DataConfig) -> Dataset:
     """One sentence a line. `data.max_len` words at most (0 = the longest line, up to 50);
     references for BLEU from `data.reference`, else the last `data.holdout` lines (or 10%)."""
-    sentences = read_sentences(path)
+    sentences = read_sentences(path, cfg.strict)
     if not sentences:
         raise GankitError(f"{path}: no sentences (the file is empty or only blank lines)")
     if cfg.limit:
         sentences = sentences[: cfg.limit]
     if cfg.reference:
-        references = read_sentences(cfg.reference)
+        references = read_sentences(cfg.reference, cfg.strict)
         if not references:
             raise GankitError(f"{cfg.reference}: no reference sentences")
     else:
