@@ -169,3 +169,18 @@ def test_defaults_add_nothing_to_the_checkpoint(oracle_npz):
     assert not any(k.startswith(("G_best", "best_nll")) for k in model.state_dict())
     cfg = build_config("seqgan").model
     assert (cfg.reward_baseline, cfg.adv_lr, cfg.keep_best) == ("none", 0.0, "none")
+
+
+def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
+    """The measurement plan (docs/seqgan.md): pre-train once, pause before the adversarial
+    phase, resume copies with different keys — keep_best's copy and adv_lr take effect."""
+    run = tmp_path / "base"
+    assert cli(["train", "seqgan", "--data", f"oracle:{oracle_npz[0]}", "--out", str(run), "--steps", "2",
+                "--no-progress", "--set", *TINY, "train.stop_at=2", "train.eval_every=1"]) == 0
+    assert cli(["train", "--resume", str(run), "--no-progress", "--set", "model.keep_best=nll_test",
+                "model.adv_lr=0.003", "model.reward_baseline=prefix_mean"]) == 0
+    final = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert final["step"] == 4 and torch.isfinite(final["model"]["best_nll_test"])
+    rows = [r for r in RunDir(run).metrics() if r.get("phase") == "adversarial"]
+    assert len(rows) == 2 and all(r["lr_g_adv"] == 0.003 for r in rows)
+    assert "nll_oracle_best" in [r for r in RunDir(run).metrics() if r.get("eval")][-1]

@@ -431,7 +431,20 @@ class SeqGAN(nn.Module):
             self.opts["g_base"].load_state_dict(self.opts["g_mle"].state_dict())
         if self.G_best is not None:  # the pre-trained G is the first candidate
             self.keep_if_best()
+        # model.adv_lr, also when a run paused after pre-training resumes with a new value
+        # (its optimizer state, restored from the checkpoint, holds the old one)
+        for group in self.opts["g_adv"].param_groups:
+            group["lr"] = self.cfg.adv_lr or self.train_cfg.lr
         self.adv_started.fill_(1)
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        """A checkpoint from before the adversarial phase may come from a run without
+        model.keep_best (one pre-training shared by several variants, docs/seqgan.md): the copy
+        is taken from the pre-trained G when the adversarial phase starts, so any fills it."""
+        if self.G_best is not None and "best_nll_test" not in state and not int(state.get("adv_started", 1)):
+            state = {**state, "best_nll_test": self.best_nll_test.clone(),
+                     **{"G_best." + k[2:]: v for k, v in state.items() if k.startswith("G.")}}
+        return super().load_state_dict(state, strict, assign)
 
     @torch.no_grad()
     def update_rollout(self):
