@@ -104,3 +104,21 @@ def test_stop_requests_cost_a_collective_only_every_few_steps(group):
     flags = [d.should_stop(step >= 13, step) for step in range(1, 31)]  # signal during step 13
     assert len([c for c in group.calls if c[0] == "all_reduce"]) == 30 // Dist.STOP_CHECK_EVERY
     assert flags.index(True) + 1 == 20, "a request at step 13 is agreed at the next check, step 20"
+
+
+def test_torchrun_with_one_process_still_forms_a_group(monkeypatch):
+    """`torchrun --nproc_per_node 1` on one GPU must run the NCCL collectives (the only way
+    to check that path there); a plain `gankit train` with WORLD_SIZE=1 forms no group."""
+    inits = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: inits.append(backend))
+    monkeypatch.setattr(dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: None)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    for var in ("TORCHELASTIC_RUN_ID", "MASTER_ADDR"):
+        monkeypatch.delenv(var, raising=False)
+    assert not Dist.from_env("cuda").enabled and inits == []
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    d = Dist.from_env("cuda")
+    assert d.enabled and d.world == 1 and d.device == torch.device("cuda", 0) and inits == ["nccl"]

@@ -27,13 +27,16 @@ class Dist:
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     """where collective tensors live: cuda:LOCAL_RANK under NCCL, else the CPU"""
+    grouped: bool = False
+    """a process group is up (torchrun), even of one process: the collectives then run, so
+    `torchrun --nproc_per_node 1` checks the NCCL path on a single GPU"""
 
     STOP_CHECK_EVERY = 10
     """steps between the collective that agrees on a stop request (SIGINT/SIGTERM)"""
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.world > 1 or self.grouped
 
     @property
     def main(self) -> bool:
@@ -42,7 +45,8 @@ class Dist:
     @classmethod
     def from_env(cls, device_type: str = "cpu") -> "Dist":
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
+        torchrun = "TORCHELASTIC_RUN_ID" in os.environ and "MASTER_ADDR" in os.environ
+        if world <= 1 and not torchrun:
             return cls()
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device("cpu")
@@ -51,7 +55,7 @@ class Dist:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-        return cls(rank=dist.get_rank(), local_rank=local_rank, world=world, device=device)
+        return cls(rank=dist.get_rank(), local_rank=local_rank, world=world, device=device, grouped=True)
 
     def all_reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
         """Average gradients over ranks in one flat all-reduce."""
