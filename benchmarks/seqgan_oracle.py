@@ -27,6 +27,9 @@ def curve(run_dir: Path) -> dict:
     c = oracle_curve(rows, run.config().extra["pretrain"])
     if c is None:
         raise SystemExit(f"{run_dir}: no NLL-oracle logged (is it a seqgan run on oracle data?)")
+    kept = [(r["step"], r["nll_oracle_best"]) for r in rows if r.get("eval") and "nll_oracle_best" in r]
+    if kept:  # model.keep_best: the copy `gankit sample` draws from (x: global step)
+        c |= {"kept_copy": kept, "last_kept_copy": kept[-1][1]}
     return {"run": str(run_dir), **c, "elapsed_s": max((r.get("elapsed_s", 0) for r in rows), default=0)}
 
 
@@ -63,6 +66,8 @@ def diversity(run_dir: Path, n: int = 1000) -> dict:
         out = {"step": run.step, "G": stats(model.G.sample(n, model.seq_len))}
         if model.G_mle is not None and int(model.adv_started):
             out["G_mle_continuing"] = stats(model.G_mle.sample(n, model.seq_len))
+        if getattr(model, "G_best", None) is not None and int(model.adv_started):
+            out["G_kept_copy"] = stats(model.G_best.sample(n, model.seq_len))  # model.keep_best
     out["oracle_held_out"] = stats(model.data.held_out["tokens"][:n])
     return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
 

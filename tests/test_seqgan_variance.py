@@ -184,3 +184,16 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
     rows = [r for r in RunDir(run).metrics() if r.get("phase") == "adversarial"]
     assert len(rows) == 2 and all(r["lr_g_adv"] == 0.003 for r in rows)
     assert "nll_oracle_best" in [r for r in RunDir(run).metrics() if r.get("eval")][-1]
+    bench = _seqgan_oracle_script()  # benchmarks/seqgan_oracle.py reports the kept copy too
+    assert bench.curve(run)["last_kept_copy"] > 0
+    assert 0 < bench.diversity(run, n=8)["G_kept_copy"]["unique"] <= 1
+
+
+def _seqgan_oracle_script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "seqgan_oracle.py"
+    spec = importlib.util.spec_from_file_location("seqgan_oracle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
