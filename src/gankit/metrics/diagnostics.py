@@ -97,3 +97,17 @@ def diagnostics_classifier(cfg, data, device="cpu"):
             print("diagnostics: fitting the built-in digits classifier (once, ~15 s; cached)", file=sys.stderr)
         choice = str(default_digits_classifier(str(device)))
     return ClassifierFeatures(choice, device)
+
+
+def eval_diagnostics(run, features: str | None = None, device="cpu", seed: int = 0) -> dict:
+    """`gankit eval`'s share: image_diagnostics of a LoadedRun's generator (EMA if any) on its
+    data, judged by `features` (a fit-classifier file) or the run's own train.classifier."""
+    from ..data import load_data
+    from ..trainer import evaluating
+    from .features import ClassifierFeatures
+    cfg = run.config
+    data = load_data(cfg.data, "image").to(device)
+    clf = ClassifierFeatures(features, device) if features else diagnostics_classifier(cfg, data, device)
+    with evaluating(run.model):
+        torch.manual_seed(seed)
+        return image_diagnostics(run.model, data, cfg.train.diag_samples or 500, clf)
