@@ -200,3 +200,14 @@ def test_seqgan_logs_reward_per_position_and_diversity_and_draws_the_heatmap(tmp
     assert all(0 < r["distinct_seqs"] <= 1 and "self_bleu3" in r and "distinct2" in r for r in evals)
     assert (run / "figures" / "diagnostics.png").is_file()
     assert "reward" in (run / "report.html").read_text()
+
+
+def test_a_classifier_file_gives_class_coverage_over_training(tmp_path):
+    from gankit.metrics.classifier import fit_classifier
+    clf = tmp_path / "clf.pt"
+    fit_classifier("digits", clf, epochs=1, size=8)
+    run = tiny_gan(tmp_path, "clf", [f"train.classifier={clf}", "train.eval_every=10"], steps=20)
+    evals = [r for r in RunDir(run).metrics() if r.get("eval")]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert all(r["num_classes"] == 10 and 1 <= r["classes_covered"] <= 10 and
+               sum(r["class_hist"]) == pytest.approx(1, abs=1e-3) for r in evals)
