@@ -378,8 +378,7 @@ class _Trainer:
         for h in hints(self.history, getattr(self.cfg.model, "loss", None)):
             if h.code not in self.hints_shown:
                 self.hints_shown.add(h.code)
-                msg = f"hint: {h.text}"
-                self.bar.write(msg, file=sys.stderr) if self.bar is not None else print(msg, file=sys.stderr)
+                (self.bar.write if self.bar is not None else print)(f"hint: {h.text}", file=sys.stderr)
 
     def samples(self, step: int) -> None:
         if not self.dist.main:
