@@ -29,6 +29,12 @@ hardware has bf16, `model.reward_bf16`); sampling is exact inverse-CDF on exp(lo
 in cache-sized row chunks; NLL-oracle is batched over all samples as logsumexp − picked
 logit. Measurements: docs/benchmarks.md (## Speed) and docs/seqgan.md (## Speed).
 
+Past the paper (issue 17; docs/seqgan.md, all off by default, so a default run is the same
+bit for bit): `model.reward_baseline` (batch_mean, prefix_mean; see `baseline`, both unbiased),
+`model.adv_lr` (G's policy-gradient learning rate), `model.keep_best=nll_test` (a copy of the
+G with the lowest held-out NLL, in the checkpoint, what `sample` draws from). Each round logs
+D's accuracy on fresh fakes and reals, the variance of the rewards and the mean squared advantage.
+
 Departures: `train.grad_clip` (5.0 in the shipped configs) clips D's updates too, which the
 released code does not (with Adam this changes little). D's initialisation follows the
 released code (truncated normal 0.1, bias 0.1) except the highway layer (torch default).
