@@ -10,6 +10,7 @@ script (re)draws it, optionally trains first, and prints the numbers as one JSON
     gankit train seqgan --data oracle:../shared/data/seqgan/oracle_lstm_params.npz --out runs/sg
     python benchmarks/seqgan_oracle.py runs/sg
     python benchmarks/seqgan_oracle.py runs/sg --train --set pretrain.g_epochs=15   # train first
+    python benchmarks/seqgan_oracle.py runs/s0/shipped --diversity --compare runs/s0/prefix_mean runs/s1/shipped
 """
 from __future__ import annotations
 
@@ -72,6 +73,33 @@ def diversity(run_dir: Path, n: int = 1000) -> dict:
     return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
+def plot_variants(curves: dict[str, dict], out: Path) -> Path:
+    """Several runs (variants, seeds) in one figure: each run's SeqGAN curve and, dashed, its
+    MLE-continuing copy, against generator epochs (the axis of the run's own figure)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from gankit.report import PAPER_ORACLE_NLL
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, c) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        start = [(c["pretrain_epochs"], c["nll_after_pretraining"])] if c["nll_after_pretraining"] else []
+        if c["seqgan"]:
+            ax.plot(*zip(*(start + c["seqgan"])), ".-", color=color, label=name)
+        if c["mle_continuing"]:
+            ax.plot(*zip(*(start + c["mle_continuing"])), "--", color=color, lw=0.8, label=f"{name}: MLE continuing")
+    ax.axhline(PAPER_ORACLE_NLL["SeqGAN"], color="k", lw=0.5, ls=":", label="paper SeqGAN 8.736")
+    ax.set_xlabel("generator epochs (MLE epochs, then adversarial rounds)")
+    ax.set_ylabel("NLL-oracle")
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
@@ -80,6 +108,9 @@ def main(argv=None) -> int:
     p.add_argument("--diversity", action="store_true",
                    help="also sample 1,000 sequences from the newest checkpoint: distinct / copied fractions, "
                         "distinct-n, Self-BLEU-3 (what NLL-oracle cannot see)")
+    p.add_argument("--compare", nargs="*", default=[], metavar="RUN",
+                   help="more runs (variants, seeds): their curves with this run's in one figure, "
+                        "RUN_DIR/figures/nll_oracle_variants.png, and their numbers under 'compare'")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.train:
@@ -96,6 +127,13 @@ def main(argv=None) -> int:
     from gankit.report import write_report
     write_report(run_dir)  # draws RUN_DIR/figures/nll_oracle.png
     c["figure"] = str(run_dir / "figures" / "nll_oracle.png")
+    if args.compare:
+        label = lambda r: "/".join(Path(r).resolve().parts[-2:])  # noqa: E731  (runs/s0/x vs runs/s1/x)
+        others = {label(r): curve(Path(r)) for r in args.compare}
+        c["compare"] = {name: {k: o.get(k) for k in ("best_seqgan", "last_seqgan", "last_mle_continuing",
+                                                     "last_kept_copy", "elapsed_s")} for name, o in others.items()}
+        c["variants_figure"] = str(plot_variants({label(run_dir): c, **others},
+                                                 run_dir / "figures" / "nll_oracle_variants.png"))
     print(json.dumps(c))
     return 0
 

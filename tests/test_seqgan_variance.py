@@ -187,6 +187,10 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
     bench = _seqgan_oracle_script()  # benchmarks/seqgan_oracle.py reports the kept copy too
     assert bench.curve(run)["last_kept_copy"] > 0
     assert 0 < bench.diversity(run, n=8)["G_kept_copy"]["unique"] <= 1
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    assert bench.plot_variants({"base": bench.curve(run), "other": bench.curve(other)},
+                               tmp_path / "variants.png").stat().st_size > 0
 
 
 def _seqgan_oracle_script():

@@ -130,7 +130,8 @@ class SeqGANConfig:
         if not 0 <= self.rollout_update <= 1 or not 0 < self.d_dropout_keep <= 1 or self.temperature <= 0:
             raise GankitError("model.rollout_update must be in [0,1], d_dropout_keep in (0,1], temperature > 0")
         if self.reward_baseline not in BASELINES:
-            raise GankitError(f"model.reward_baseline must be one of {', '.join(BASELINES)} (got '{self.reward_baseline}')")
+            raise GankitError(f"model.reward_baseline must be one of {', '.join(BASELINES)} "
+                              f"(got '{self.reward_baseline}')")
         if self.keep_best not in ("none", "nll_test"):
             raise GankitError(f"model.keep_best must be none or nll_test (got '{self.keep_best}')")
         if self.adv_lr < 0:
