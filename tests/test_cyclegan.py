@@ -14,8 +14,10 @@ from gankit.cli import main as cli
 from gankit.config import DataConfig, build_config
 from gankit.data import Dataset, load_data
 from gankit.models import MODELS
-from gankit.models.cyclegan import (CMP_FACADES_PALETTE, Discriminator, Generator, ReplayBuffer, detect_palette,
-                                    label_accuracy, label_miou, lr_factor)
+from gankit.metrics.paired import label_metrics, load_palette, pick_palette
+from gankit.models.cyclegan import Discriminator, Generator, ReplayBuffer, lr_factor
+
+FACADES = load_palette("facades")["colours"].to(torch.uint8).numpy()
 from gankit.translate import translate, translate_tensor
 from gankit.distributed import Dist
 from gankit.trainer import Updater
@@ -145,8 +147,8 @@ def test_identity_loss_off_at_zero_weight():
 
 def _label_map(rng, side):
     """A random block label map in the CMP facades colours, (side, side, 3) uint8."""
-    idx = rng.integers(0, len(CMP_FACADES_PALETTE), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
-    return np.array(CMP_FACADES_PALETTE, dtype=np.uint8)[idx]
+    idx = rng.integers(0, len(FACADES), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
+    return FACADES[idx]
 
 
 @pytest.fixture
@@ -167,7 +169,8 @@ def test_paired_loader_splits_both_directions(paired_dir, direction):
     data = load_data(DataConfig(spec=f"paired:{paired_dir}", size=32, direction=direction), "unpaired")
     labels, photos = ("b", "a") if direction == "AtoB" else ("a", "b")
     assert data.held_out[labels].shape == data.held_out[photos].shape == (3, 3, 32, 32)
-    assert detect_palette(data.held_out[labels]) == "cmp" and detect_palette(data.held_out[photos]) == "none"
+    assert pick_palette("", data.held_out[labels])["name"] == "facades" and pick_palette("", data.held_out[photos]) is None
+    assert "held out: val/" in data.info["source"] and data.info["held_out_split"] == "val"
     first = np.asarray(Image.open(paired_dir / "val" / "0.png"), dtype=np.float32) / 127.5 - 1
     left = torch.from_numpy(first[:, :32]).permute(2, 0, 1)
     got = data.held_out["a" if direction == "AtoB" else "b"][0]
@@ -178,11 +181,11 @@ def test_paired_loader_splits_both_directions(paired_dir, direction):
 def test_palette_snapping_is_exact_on_a_label_map():
     rng = np.random.default_rng(1)
     x = torch.from_numpy(np.stack([_label_map(rng, 16) for _ in range(3)])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    noisy = (x + 0.05 * torch.randn_like(x)).clamp(-1, 1)  # JPEG-like noise stays in its class
-    assert label_accuracy(x, x, CMP_FACADES_PALETTE) == 1.0
-    assert label_accuracy(noisy, x, CMP_FACADES_PALETTE) == 1.0
-    assert label_accuracy(-x, x, CMP_FACADES_PALETTE) < 0.5
-    assert label_miou(noisy, x, CMP_FACADES_PALETTE) == 1.0
+    noisy = (x + 0.02 * torch.randn_like(x)).clamp(-1, 1)  # JPEG-like noise stays in its class
+    colours = load_palette("facades")["colours"]
+    assert label_metrics(x, x, colours) == {"label_acc": 1.0, "class_acc": 1.0, "label_miou": 1.0}
+    assert label_metrics(noisy, x, colours)["label_miou"] == 1.0
+    assert label_metrics(-x, x, colours)["label_acc"] < 0.5
 
 
 # ------------------------------------------------------------- CLI train, resume, translate
@@ -195,6 +198,7 @@ def test_cli_train_resume_keeps_buffer_and_schedule_then_translate(paired_dir, t
     assert cli(args) == 0
     metrics = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert "AtoB_psnr" in metrics[-1] and "AtoB_label_acc" in metrics[-1] and "BtoA_ssim" in metrics[-1]
+    assert "AtoB_class_acc" in metrics[-1] and "AtoB_label_miou" in metrics[-1]
     straight = torch.load(run / "checkpoints" / "step_0000008.pt", weights_only=True)
 
     # the same run interrupted after step 4 and resumed

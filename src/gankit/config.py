@@ -46,6 +46,8 @@ class DataConfig:
     """paired data: AtoB keeps the left half as domain A, BtoA swaps"""
     augment: bool = True
     """image-to-image data: resize to 1.12x, random crop, horizontal flip"""
+    palette: str = ""
+    """paired label maps: a shipped palette (facades), a JSON file, none, or empty = auto-detect"""
     reference: str = ""
     """text data: held-out reference file for BLEU"""
     max_len: int = 0

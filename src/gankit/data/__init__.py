@@ -97,7 +97,14 @@ def _translation_dataset(a: np.ndarray, b: np.ndarray, cfg: DataConfig, source: 
     if cfg.augment:
         def transform(batch):
             return {k: random_crop_flip(v, size) for k, v in batch.items()}
-    info = {"source": source, "channels": 3, "size": size, "paired_eval": paired, "num_classes": 0}
+    palette = cfg.palette  # a file as an absolute path: evaluation may run from another directory
+    if palette and palette != "none":
+        from ..metrics.paired import load_palette
+        load_palette(palette)  # a bad file fails now, not at the first evaluation
+        if Path(palette).expanduser().is_file():
+            palette = str(Path(palette).expanduser().resolve())
+    info = {"source": source, "channels": 3, "size": size, "paired_eval": paired, "num_classes": 0,
+            "palette": palette}
     return Dataset("unpaired", tensors, info, held_out=held, transform=transform)
 
 
@@ -110,8 +117,10 @@ def _paired(arg, cfg):
     load_size = round(size * 1.12) if cfg.augment else size
     a, b = images.load_paired(root, "train", load_size, cfg.direction, cfg.strict)
     held_a = held_b = None
+    held_split = ""
     for split in ("val", "test"):
         if (root / split).is_dir():
+            held_split = split
             held_a, held_b = images.load_paired(root, split, size, cfg.direction, cfg.strict)
             import hashlib, warnings  # held-out pairs that are copies of training pairs inflate the metrics
             digest = lambda p: hashlib.md5(p.read_bytes()).hexdigest()  # noqa: E731
@@ -120,7 +129,13 @@ def _paired(arg, cfg):
                 warnings.warn(f"{root / split}: {n_dup} of {len(held_a)} images are byte-identical to "
                               "train/ images; the held-out metrics include them", stacklevel=2)
             break
-    return _translation_dataset(a, b, cfg, f"paired:{arg} ({cfg.direction})", held_a, held_b, paired=True)
+    # Scored on val/ when there is one, else test/ (the CycleGAN facades release has no val/): the
+    # source says which, so every eval record names the split its numbers come from.
+    said = {"val": "val/", "test": "test/ (no val/)", "": "none (no val/ or test/)"}[held_split]
+    dataset = _translation_dataset(a, b, cfg, f"paired:{arg} ({cfg.direction}; held out: {said})",
+                                   held_a, held_b, paired=True)
+    dataset.info["held_out_split"] = held_split
+    return dataset
 
 
 def _unpaired(arg, cfg):

@@ -173,7 +173,10 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
     dev = str(pick_device(device))
     t0 = time.perf_counter()
     if kind != "image":
-        return _evaluate_own(run_dir, cfg, dev, seed, t0)
+        fid_net = None
+        if kind == "unpaired" and inception is not None and inception is not False:  # CycleGAN: FID of translations
+            fid_net = feature_network(cfg.data.spec, None, inception, dev, resize, threads)
+        return _evaluate_own(run_dir, cfg, dev, seed, t0, fid_net)
     run = load_run(run_dir, device=dev)
     record = evaluate_generator(run.sample, cfg.data, num_classes=int(getattr(run.model, "num_classes", 0) or 0),
                                 features=features, inception=inception, n=n, batch_size=batch_size,
@@ -238,8 +241,9 @@ def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | N
     return {"eval": True, **metrics, "protocol": proto}
 
 
-def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float) -> dict:
-    """Text / translation runs: the model's own evaluate() (NLL-oracle, BLEU, paired L1...)."""
+def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float, fid_net=None) -> dict:
+    """Text / translation runs: the model's own evaluate() (NLL-oracle, BLEU, paired L1...);
+    translation runs with an Inception `fid_net` also get FID of translations into photo domains."""
     from ..api import load_run
     from ..report import write_report
     run = load_run(run_dir, device=dev, with_data=True)
@@ -248,10 +252,17 @@ def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float) -> dict:
                           f"{type(run.model).DATA_KIND} data")
     torch.manual_seed(seed)
     with torch.no_grad():
-        metrics = {k: float(v) for k, v in run.model.evaluate().items()}
+        metrics = {k: float(v) for k, v in run.model.evaluate(**({"fid_net": fid_net} if fid_net else {})).items()}
     protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step, "data_spec": cfg.data.spec,
                 "seed": seed, "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2),
                 **{f"model.{k}": v for k, v in vars(cfg.model).items() if k.endswith("samples")}}  # sample counts
+    data = getattr(run.model, "data", None)
+    if data is not None and "held_out_split" in data.info:
+        protocol["held_out"] = data.info["held_out_split"] or "none"
+        protocol["n_held_out"] = len(data.held_out["a"]) if data.held_out else 0
+    if fid_net is not None:
+        protocol.update({"fid": "translations vs the real held-out images of the target domain",
+                         **fid_net.protocol()})
     return _log(run_dir, {"step": run.step, "eval": True, **metrics, "protocol": protocol}, write_report)
 
 

@@ -35,25 +35,6 @@ from ..errors import GankitError
 from ..losses import get_loss
 from .common import adam, init_normal, requires_grad
 
-# Label palettes for per-pixel accuracy on label maps (RGB, 0-255). A generated label map
-# is scored by snapping every pixel, and the ground truth's, to the nearest palette colour.
-#
-# CMP facades (Tylecek & Sara 2013) as rendered in the pix2pix/CycleGAN `facades` set: the
-# 12 classes drawn with MATLAB's jet(12) colormap (x255, rounded), in class order
-# background, facade, window, door, cornice, sill, balcony, blind, deco, molding, pillar,
-# shop. Written down from jet(12) itself; it could not be checked against
-# ../shared/data/facades, whose right halves turned out to be black contours on white
-# (a k-means / colour histogram of all 100 train label maps, quantised to 8 levels,
-# finds only two clusters: (0,0,0) and (255,255,255) plus JPEG-edge greys). For such
-# outline/edge maps the two-colour `bw` palette applies.
-CMP_FACADES_PALETTE = [
-    (0, 0, 170), (0, 0, 255), (0, 85, 255), (0, 170, 255), (0, 255, 255), (85, 255, 170),
-    (170, 255, 85), (255, 255, 0), (255, 170, 0), (255, 85, 0), (255, 0, 0), (170, 0, 0),
-]
-BW_PALETTE = [(0, 0, 0), (255, 255, 255)]
-PALETTES = {"cmp": CMP_FACADES_PALETTE, "bw": BW_PALETTE}
-
-
 @dataclass
 class CycleGANConfig:
     n_blocks: int = 0
@@ -73,8 +54,6 @@ class CycleGANConfig:
     loss: str = "lsgan"
     """adversarial loss: lsgan (paper) | bce | hinge"""
     init_std: float = 0.02
-    palette: str = "auto"
-    """label palette for per-pixel accuracy: auto (detect per domain) | cmp | bw | none"""
 
     def validate(self):
         get_loss(self.loss)
@@ -84,8 +63,6 @@ class CycleGANConfig:
             raise GankitError("model.lambda_cyc and model.lambda_id must not be negative")
         if not 0 <= self.decay_start <= 1:
             raise GankitError(f"model.decay_start must be in [0, 1], got {self.decay_start}")
-        if self.palette not in ("auto", "none", *PALETTES):
-            raise GankitError(f"model.palette must be auto, none, cmp or bw, got '{self.palette}'")
 
 
 # ---------------------------------------------------------------------------- networks
@@ -294,10 +271,13 @@ class CycleGAN(nn.Module):
 
     # -- evaluation
     @torch.no_grad()
-    def evaluate(self, chunk: int = 16) -> dict[str, float]:
+    def evaluate(self, chunk: int = 16, fid_net=None) -> dict[str, float]:
         """Paired data: L1 / PSNR / SSIM of each direction against the held-out ground truth,
-        plus per-pixel label accuracy where the target domain is a label map. Unpaired data:
-        cycle-reconstruction L1 on the held-out images."""
+        plus pixel accuracy, per-class accuracy and mIoU where the target domain is a label map
+        (metrics/paired.py; palette from data.palette), plus, with an Inception `fid_net`, FID
+        of the translations into each photo domain against its real held-out images.
+        Unpaired data: cycle-reconstruction L1 on the held-out images."""
+        from ..metrics.paired import label_metrics, paired_metrics, pick_palette
         held = getattr(self.data, "held_out", None)
         if held is None or "a" not in held:
             return {}
@@ -306,15 +286,19 @@ class CycleGAN(nn.Module):
             cyc_a = _chunked(lambda x: self.G_BA(self.G_AB(x)), a, chunk, self.device)
             cyc_b = _chunked(lambda x: self.G_AB(self.G_BA(x)), b, chunk, self.device)
             return {"cyc_l1_a": _l1(cyc_a, a.to(self.device)), "cyc_l1_b": _l1(cyc_b, b.to(self.device))}
+        setting = str(self.data.info.get("palette", ""))  # data.palette, as the loader recorded it
         out = {}
         for name, G, src, tgt in (("AtoB", self.G_AB, a, b), ("BtoA", self.G_BA, b, a)):
             tgt = tgt.to(self.device)
             fake = _chunked(G, src, chunk, self.device)
             out.update({f"{name}_{k}": v for k, v in paired_metrics(fake, tgt).items()})
-            palette = self.cfg.palette if self.cfg.palette != "auto" else detect_palette(tgt)
-            if palette in PALETTES:
-                out[f"{name}_label_acc"] = label_accuracy(fake, tgt, PALETTES[palette])
-                out[f"{name}_label_miou"] = label_miou(fake, tgt, PALETTES[palette])
+            palette = pick_palette(setting, tgt)
+            if palette is not None:
+                out.update({f"{name}_{k}": v for k, v in label_metrics(fake, tgt, palette["colours"]).items()})
+            elif fid_net is not None:  # a photo domain: how real do the translations look
+                from ..metrics.features import extract
+                from ..metrics.image import fid
+                out[f"{name}_fid"] = fid(extract(fid_net, tgt.cpu(), 50)[0], extract(fid_net, fake.cpu(), 50)[0])["fid"]
         return out
 
     @property
@@ -335,49 +319,3 @@ def _chunked(fn, x: Tensor, chunk: int, device) -> Tensor:
 
 def _l1(x: Tensor, y: Tensor) -> float:
     return float((x.float() - y.float()).abs().mean() / 2)  # in [0, 1] intensity units
-
-
-def paired_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
-    """L1 (mean absolute error), PSNR (dB) and SSIM, all on images scaled to [0, 1]."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-    x = fake.float().clamp(-1, 1).add(1).div(2)
-    y = real.float().clamp(-1, 1).add(1).div(2)
-    return {"l1": float((x - y).abs().mean()),
-            "psnr": float(peak_signal_noise_ratio(x, y, data_range=1.0)),
-            "ssim": float(structural_similarity_index_measure(x, y, data_range=1.0))}
-
-
-def snap(images: Tensor, palette) -> Tensor:
-    """(N, 3, H, W) in [-1, 1] -> (N, H, W) index of the nearest palette colour."""
-    colours = torch.tensor(palette, dtype=torch.float32, device=images.device) / 127.5 - 1  # (K, 3)
-    pixels = images.float().permute(0, 2, 3, 1)                                            # (N, H, W, 3)
-    dist = (pixels[..., None, :] - colours).pow(2).sum(-1)                                  # (N, H, W, K)
-    return dist.argmin(-1)
-
-
-def label_accuracy(fake: Tensor, real: Tensor, palette) -> float:
-    """Fraction of pixels whose snapped class matches the snapped ground truth."""
-    return float((snap(fake, palette) == snap(real, palette)).float().mean())
-
-
-def label_miou(fake: Tensor, real: Tensor, palette) -> float:
-    """Mean intersection-over-union over the classes present in the ground truth: unlike
-    pixel accuracy, not dominated by the largest class (e.g. white paper in outline maps)."""
-    f, r = snap(fake, palette), snap(real, palette)
-    ious = [((f == k) & (r == k)).sum() / ((f == k) | (r == k)).sum() for k in r.unique()]
-    return float(torch.stack(ious).mean())
-
-
-def detect_palette(images: Tensor, tol: float = 0.2, frac: float = 0.9) -> str:
-    """The palette a domain's images are drawn in, or 'none' for photos: at least `frac` of
-    the pixels within `tol` (RGB distance, [0, 1] units) of a palette colour. Measured on
-    ../shared/data/facades at 128: label maps 0.95, photos 0.81."""
-    if images.shape[1] != 3:
-        return "none"
-    pixels = images[:64].float().add(1).div(2).permute(0, 2, 3, 1).reshape(-1, 3)
-    for name, palette in PALETTES.items():
-        colours = torch.tensor(palette, dtype=torch.float32, device=pixels.device) / 255
-        near = torch.cdist(pixels, colours).min(1).values < tol
-        if near.float().mean() >= frac:
-            return name
-    return "none"
