@@ -211,3 +211,15 @@ def test_a_classifier_file_gives_class_coverage_over_training(tmp_path):
     assert [r["step"] for r in evals] == [10, 20]
     assert all(r["num_classes"] == 10 and 1 <= r["classes_covered"] <= 10 and
                sum(r["class_hist"]) == pytest.approx(1, abs=1e-3) for r in evals)
+
+
+def test_gankit_eval_adds_coverage_and_memorisation(tmp_path, monkeypatch):
+    from gankit.metrics.classifier import fit_classifier
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    clf = tmp_path / "clf.pt"
+    fit_classifier("digits", clf, epochs=1, size=8)
+    run = tiny_gan(tmp_path, "eval", steps=4)
+    assert cli(["eval", str(run), "--features", str(clf), "--n", "50"]) == 0
+    last = RunDir(run).metrics()[-1]
+    assert "fid" in last and last["num_classes"] == 10 and 0 <= last["memo_close"] <= 1
+    assert "Diagnostics" in (run / "report.html").read_text()

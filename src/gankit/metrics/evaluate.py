@@ -182,6 +182,8 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
                                 features=features, inception=inception, n=n, batch_size=batch_size,
                                 reference=reference, seed=seed, device=dev, protocol=protocol, resize=resize,
                                 threads=threads, progress=progress)
+    from .diagnostics import eval_diagnostics  # class coverage, memorisation (gankit/diagnostics.py)
+    record |= eval_diagnostics(run, features, dev, seed)
     record["protocol"] = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
                           "generator": "ema" if cfg.train.ema else "G", **record["protocol"],
                           "eval_seconds": round(time.perf_counter() - t0, 2)}
