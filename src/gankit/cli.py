@@ -191,6 +191,17 @@ def cmd_theory(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import Plan, compare
+    plan = Plan(data=args.data, runs=args.runs, vary=args.vary, seeds=args.seeds, steps=args.steps or 0,
+                budget_s=args.budget_s or 0.0, evals=args.evals, n=args.n, features=args.features,
+                sets=[o for group in args.set for o in group], device=args.device)
+    out = compare(plan, args.out, progress=not args.no_progress)
+    print(f"wrote {out / 'compare.md'}, compare.csv, compare.json, curves.png, samples.png\n"
+          f"page: {out / 'compare.html'}")
+    return 0
+
+
 def cmd_translate(args) -> int:
     from .translate import translate
     n = translate(args.run_dir, args.input, args.out, direction=args.direction, batch_size=args.batch_size,
@@ -320,6 +331,30 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
     tr.add_argument("--sheet", action="store_true", help="also write side-by-side input|output sheets")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tr.set_defaults(func=cmd_translate)
+
+    c = sub.add_parser("compare", help="train models x options x seeds under one budget; one table, curves, page",
+                       description="Train every model of --runs with every choice of each --vary key, once per "
+                                   "seed, one run after another, each for the same budget; evaluate each run "
+                                   "--evals times (gankit eval's metrics) and write OUT/compare.{md,csv,json}, "
+                                   "curves.png, samples.png and compare.html. Rerun the same command to resume.")
+    c.add_argument("--data", default="digits", metavar="SPEC", help="one data set for every run (default digits)")
+    c.add_argument("--runs", nargs="+", required=True, metavar="MODEL", help="models to compare, e.g. gan cgan dcgan")
+    c.add_argument("--vary", nargs="+", default=[], metavar="KEY=V1,V2",
+                   help="options to cross with every model, e.g. model.loss=bce,hinge,lsgan")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    budget = c.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, metavar="N", help="budget per run in training steps")
+    budget.add_argument("--budget-s", type=float, metavar="S", help="budget per run in seconds of training time")
+    c.add_argument("--evals", type=int, default=4, help="evaluations per run: the points of the curves (default 4)")
+    c.add_argument("--n", type=int, default=1000, help="generated samples per evaluation (default 1000)")
+    c.add_argument("--features", metavar="CLASSIFIER.pt", help="feature network (default: digits' built-in one, "
+                   "or one fitted once on --data into OUT/classifier.pt)")
+    c.add_argument("--set", nargs="+", action="append", default=[], metavar="KEY=VALUE",
+                   help="overrides for every run, e.g. train.threads=1")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_compare)
 
     b = sub.add_parser("bench", help="time full training steps; prints one JSON line",
                        description="Time full training steps of what `gankit train MODEL` runs (its shipped "

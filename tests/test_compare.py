@@ -1,0 +1,133 @@
+"""`gankit compare`: the table's statistics, a tiny end-to-end compare, and resume of an
+interrupted one (finished runs kept, the unfinished one continued exactly)."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gankit import compare as cmp
+from gankit.errors import GankitError
+
+TINY_GAN = ["model.hidden=[32]", "data.size=8", "train.batch_size=16", "train.threads=1", "train.log_every=2",
+            "train.checkpoint_every=1000"]
+
+
+def test_mean_and_student_t_interval_on_known_numbers():
+    mean, half = cmp.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.302652729911275 / math.sqrt(3), rel=1e-9)  # t(0.975, 2) * sd / sqrt(n)
+    mean, half = cmp.mean_ci([10.0, 12.0])
+    assert mean == 11.0 and half == pytest.approx(12.706204736174707, rel=1e-9)  # t(0.975, 1) * sqrt(2) / sqrt(2)
+    assert cmp.mean_ci([5.0]) == (5.0, None)  # one seed: no interval
+
+
+def test_table_pools_seeds_per_configuration():
+    plan = cmp.Plan(data="digits", runs=["gan"], vary=["model.loss=bce,hinge"], seeds=3, steps=10)
+    jobs = cmp.jobs_of(plan)
+    assert [j.name for j in jobs[:2]] == ["gan_loss=bce_seed0", "gan_loss=hinge_seed0"]  # seed-major order
+    results = {j.name: {"points": [{"step": 10, "train_s": 1.0, "fid": 10.0 + j.seed + (j.config.endswith("hinge"))}]}
+               for j in jobs}
+    rows = cmp.summarise(results, jobs)
+    assert [r["config"] for r in rows] == ["gan model.loss=bce", "gan model.loss=hinge"]
+    assert rows[0]["fid"] == 11.0 and rows[1]["fid"] == 12.0 and rows[0]["seeds"] == 3
+    assert rows[0]["fid_ci95"] == pytest.approx(4.302652729911275 / math.sqrt(3))
+    md = cmp.markdown_table(rows)
+    assert "| gan model.loss=bce | 3 | 10 ± 0 | 1 ± 0 | 11.00 ± 2.48 |" in md and "FID ↓" in md
+    assert "fid_ci95" in cmp.csv_table(rows).splitlines()[0]
+
+
+def test_bad_plans_fail_before_training():
+    with pytest.raises(GankitError, match="one budget"):
+        cmp.compare(cmp.Plan(data="digits", runs=["gan"]), "unused")
+    with pytest.raises(GankitError, match="KEY=V1,V2"):
+        cmp.jobs_of(cmp.Plan(data="digits", runs=["gan"], vary=["model.loss"], steps=4))
+    with pytest.raises(GankitError, match="model.losss"):
+        cmp.compare(cmp.Plan(data="digits", runs=["gan"], vary=["model.losss=bce"], steps=4), "unused")
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    from gankit.metrics.classifier import fit_classifier
+    path = tmp_path_factory.mktemp("clf") / "clf.pt"
+    fit_classifier("digits", path, epochs=1, size=8, seed=0, device="cpu")
+    return str(path)
+
+
+def _plan(clf):
+    return cmp.Plan(data="digits", runs=["gan"], vary=["model.loss=hinge"], seeds=2, steps=6, evals=2, n=40,
+                    features=clf, sets=TINY_GAN, device="cpu")
+
+
+@pytest.mark.slow
+def test_interrupted_compare_resumes_exactly(tmp_path, clf, monkeypatch):
+    from gankit.config import build_config
+    from gankit.trainer import train
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    plan = _plan(clf)
+    job = cmp.jobs_of(plan)[1]
+    # what the interrupted run must end with: the same run trained straight through
+    straight = train(build_config("gan", [], [*cmp._overrides(plan, job), "train.steps=6"]), out=tmp_path / "straight")
+
+    real_evaluate, calls = cmp._evaluate, []
+
+    def crash_on_second_runs_first_eval(plan, run_dir, features):
+        calls.append(run_dir.name)
+        if len(calls) == 3:  # run 1 fully done; run 2 trained to step 3, not yet evaluated
+            raise KeyboardInterrupt
+        return real_evaluate(plan, run_dir, features)
+
+    monkeypatch.setattr(cmp, "_evaluate", crash_on_second_runs_first_eval)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        cmp.compare(_plan(clf), out, progress=False)
+    monkeypatch.setattr(cmp, "_evaluate", real_evaluate)
+    first = out / "runs" / "gan_loss=hinge_seed0" / "checkpoints" / "last.pt"
+    before = first.stat().st_mtime_ns
+    cmp.compare(_plan(clf), out, progress=False)
+    assert first.stat().st_mtime_ns == before  # the finished run was kept, not retrained
+
+    def weights(run_dir):
+        blob = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+        return blob["step"], blob["model"]
+
+    (s1, w1), (s2, w2) = weights(straight), weights(out / "runs" / "gan_loss=hinge_seed1")
+    assert s1 == s2 == 6 and all(torch.equal(w1[k], w2[k]) for k in w1)
+    points = json.loads((out / "compare.json").read_text())["runs"]["gan_loss=hinge_seed1"]["points"]
+    assert [p["step"] for p in points] == [3, 6]
+
+    # a different request into the same folder is refused rather than mixed in
+    other = _plan(clf)
+    other.steps = 8
+    with pytest.raises(GankitError, match="different compare"):
+        cmp.compare(other, out, progress=False)
+
+
+@pytest.mark.slow
+def test_gankit_compare_cli_end_to_end(tmp_path, clf):
+    import os
+    env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "cmp"
+    done = subprocess.run([sys.executable, "-m", "gankit", "compare", "--data", "digits", "--runs", "gan",
+                           "--vary", "model.loss=lsgan", "--seeds", "2", "--steps", "4", "--evals", "2",
+                           "--n", "40", "--features", clf, "--device", "cpu", "--no-progress", "--out", str(out),
+                           "--set", *TINY_GAN], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = json.loads((out / "compare.json").read_text())["table"]
+    assert [r["config"] for r in table] == ["gan model.loss=lsgan"]
+    for row in table:
+        assert row["seeds"] == 2 and row["step"] == 4
+        for key in ("fid", "kid", "precision", "recall", "is"):
+            assert math.isfinite(row[key]) and row[f"{key}_ci95"] is not None, key
+    assert "FID ↓" in (out / "compare.md").read_text()
+    assert (out / "compare.csv").read_text().startswith("config,model,options,seeds")
+    for name in ("curves.png", "samples.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "compare.html").read_text()
+    assert "curves.png" in page and "samples.png" in page and "gan model.loss=lsgan" in page
+    points = json.loads((out / "compare.json").read_text())["runs"]["gan_loss=lsgan_seed1"]["points"]
+    assert [p["step"] for p in points] == [2, 4]  # the quality-vs-compute curve's points
