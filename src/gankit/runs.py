@@ -353,9 +353,10 @@ class RunLock:
 
 def _read_lock(fd: int) -> dict:
     try:
-        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
     except (OSError, ValueError):
         return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def default_run_dir(model: str, root: str | Path = "runs") -> Path:
