@@ -241,3 +241,14 @@ def test_read_only_run_directory_is_one_clear_line(tmp_path, monkeypatch, capsys
     assert code == 2
     assert err.strip() == (f"error: cannot write to the run directory {tmp_path / 'run'} (Read-only file system); "
                            "it is read-only: choose another --out")
+
+
+def test_filesystem_without_locks_trains_with_a_warning(tmp_path, monkeypatch, capsys):
+    import gankit.runs as runs
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(runs.fcntl, "flock", no_locks)
+    code, err = run_cli(train_args(tmp_path / "run", 5), capsys)
+    assert code == 0 and "this filesystem has no file locks (No locks available)" in err
+    assert ckpt_step(tmp_path / "run" / "checkpoints" / "last.pt") == 5

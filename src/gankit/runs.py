@@ -311,6 +311,13 @@ class RunLock:
                     raise GankitError(f"{self.dir} is being written by another gankit process "
                                       f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, lock file "
                                       f"{self.path}); wait for it to finish or stop it first") from None
+                except OSError as e:  # a filesystem without flock (some network mounts): train unlocked
+                    if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        raise
+                    os.close(fd)
+                    warnings.warn(f"{self.dir}: this filesystem has no file locks ({e.strerror}); "
+                                  "nothing stops a second writer", stacklevel=2)
+                    return self
                 try:  # the previous holder may have unlinked the file between our open and flock
                     same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
                 except FileNotFoundError:
