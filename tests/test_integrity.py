@@ -251,4 +251,4 @@ def test_filesystem_without_locks_trains_with_a_warning(tmp_path, monkeypatch, c
     monkeypatch.setattr(runs.fcntl, "flock", no_locks)
     code, err = run_cli(train_args(tmp_path / "run", 5), capsys)
     assert code == 0 and "this filesystem has no file locks (No locks available)" in err
-    assert ckpt_step(tmp_path / "run" / "checkpoints" / "last.pt") == 5
+    assert ckpt_step(tmp_path / "run" / "checkpoints" / "last.pt") == 5 and not (tmp_path / "run" / LOCK_NAME).exists()

@@ -315,6 +315,7 @@ class RunLock:
                     if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                         raise
                     os.close(fd)
+                    self.path.unlink(missing_ok=True)
                     warnings.warn(f"{self.dir}: this filesystem has no file locks ({e.strerror}); "
                                   "nothing stops a second writer", stacklevel=2)
                     return self
