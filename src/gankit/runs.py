@@ -7,6 +7,7 @@
       checkpoints/last.pt    + step_XXXXXXX.pt (the last K kept)
       tb/                    TensorBoard event files
       report.html
+      .lock                  pid and host of the one process writing the run (RunLock)
 
 A checkpoint is written to a temporary file in the same directory, fsync'ed, then renamed
 over the old one, so a SIGKILL or a full disk at any moment leaves the previous checkpoint
