@@ -146,7 +146,8 @@ def _pixels(n: int) -> np.ndarray:
     (_pixels(8), [3] * 8, b"fine_labels", "a CIFAR-10 batch needs 'data' and 'labels', found keys "
                                           "['batch_label', 'data', 'fine_labels']; CIFAR-100?"),
     (_pixels(8) / 255.0, [1] * 8, b"labels", "CIFAR-10 data must be uint8 pixels 0-255, found float64 0.0..1.0"),
-    (_pixels(8).astype(np.int64) * 2, [1] * 8, b"labels", "CIFAR-10 data must be uint8 pixels 0-255, found int64 0..510"),
+    (_pixels(8).astype(np.int64) * 2, [1] * 8, b"labels",
+     "CIFAR-10 data must be uint8 pixels 0-255, found int64 0..510"),
     (np.zeros((8, 3072), np.uint8), [1] * 8, b"labels", "all 8 images are one flat value (0)"),
     (_pixels(8).reshape(8, 32, 32, 3), [1] * 8, b"labels", "expected (N, 3072) data and N labels"),
     (_pixels(8), [[1]] * 8, b"labels", "expected (N, 3072) data and N labels"),

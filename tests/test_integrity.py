@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from gankit.cli import main
 from gankit.errors import GankitError
 from gankit.runs import FORMAT, LOCK_NAME, RunDir, RunLock, load_checkpoint, save_checkpoint, state_digest
 
-from test_reliability import TINY, ckpt_step, run_cli, same_state, subprocess_env, train_args
+from test_reliability import ckpt_step, run_cli, same_state, subprocess_env, train_args
 
 
 def flip_tensor_byte(path: Path) -> None:

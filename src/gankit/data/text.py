@@ -216,7 +216,8 @@ def check_text(p: Path, raw: bytes, strict: bool = False) -> None:
     n_odd = len(_ODD.findall(text))
     line = text.count("\n", 0, match.start()) + 1
     c = match.group()
-    first = f"line {line}, " + (f"byte 0x{ord(c) - 0xDC00:02x}" if c >= "\udc80" else f"control character {ord(c):#04x}")
+    first = f"line {line}, " + (f"byte 0x{ord(c) - 0xDC00:02x}" if c >= "\udc80"
+                                else f"control character {ord(c):#04x}")
     if n_odd > max(0.05 * len(text), 8):  # a few stray bytes in a small file are not "binary"
         raise GankitError(f"{p}: expected UTF-8 text, one sentence a line; found a binary file "
                           f"({n_odd} of {len(text)} characters are not UTF-8 or are control characters, "
