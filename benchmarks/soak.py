@@ -5,10 +5,11 @@ and check that the finished run equals an uninterrupted one bit for bit.
 
 For every model, on a tiny config: one straight run of S steps, then a run that is killed
 `--kills` times and resumed (`gankit train --resume`) after each kill, then resumed to the
-end. Each kill lands at a random moment after the training loop has started; every other
-kill instead waits for a checkpoint's temporary file to appear and kills at once, so some
-land inside a checkpoint write (counted as `in_save`: the temporary file was still there
-after the process died). A run killed before its first checkpoint starts over. At the end
+end. The 1st, 3rd, ... kill lands at a random step after the resumed loop has logged a new
+one (drawn so the kills spread over the run at any machine speed); the 2nd, 4th, ... wait
+for a checkpoint's temporary file to appear and kill at once, so some land inside a
+checkpoint write (counted as `in_save`: the temporary file was still there after the
+process died). A run killed before its first checkpoint starts over. At the end
 the model, optimizer, scheduler and EMA state of the two final checkpoints are compared
 with torch.equal. Prints one JSON line per model and a total.
 """
@@ -75,23 +76,41 @@ def finish(args: list[str], in_process: bool = False) -> None:
 
 
 def last_step(run: Path) -> int:
-    return max((r.get("step", 0) for r in RunDir(run).metrics()), default=0)
+    """The step of the newest complete line of metrics.jsonl (read from its tail: this is
+    polled every millisecond)."""
+    try:
+        with open(run / "metrics.jsonl", "rb") as f:
+            f.seek(max(f.seek(0, 2) - 4096, 0))
+            lines = f.read().split(b"\n")[:-1]  # the last piece is cut or empty
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line).get("step", 0))
+        except ValueError:
+            continue
+    return 0
 
 
-def kill_once(args: list[str], run: Path, rng: random.Random, in_save: bool, timeout: float = 300) -> dict:
-    """Start `gankit args`, wait until its loop logs a new step, SIGKILL it (at a random
-    moment, or as soon as a checkpoint temporary file shows up). Returns what happened."""
-    start = last_step(run) if run.exists() else 0
+def kill_once(args: list[str], run: Path, rng: random.Random, in_save: bool, total: int,
+              kills_left: int, timeout: float = 300) -> dict:
+    """Start `gankit args`, wait until its loop logs a new step, then SIGKILL it: at a
+    random step (drawn so the remaining kills spread over the remaining steps, whatever the
+    machine's speed), or as soon as a checkpoint temporary file shows up. Returns what happened."""
+    start = last_step(run)
+    remaining = max(total - start, 2)
+    target = start + rng.randint(1, max(1, min(2 * remaining // (kills_left + 1), remaining - 1)))
     proc = gankit(args)
     deadline = time.time() + timeout
     while proc.poll() is None and last_step(run) <= start and time.time() < deadline:
-        time.sleep(0.005)
+        time.sleep(0.001)
     if in_save:
         until = time.time() + 3.0
         while proc.poll() is None and time.time() < until and not list((run / "checkpoints").glob(".*.tmp*")):
             time.sleep(0.0005)
     else:
-        time.sleep(rng.uniform(0.0, 0.6))
+        while proc.poll() is None and last_step(run) < target and time.time() < deadline:
+            time.sleep(0.001)
     proc.kill()
     _, err = proc.communicate()
     tmp_left = bool(list((run / "checkpoints").glob(".*.tmp*"))) if (run / "checkpoints").exists() else False
@@ -135,12 +154,13 @@ def soak(model: str, kills: int, work: Path, seed: int = 0, steps: int | None = 
     t0 = time.time()
     finish(train_cmd(model, straight, steps), in_process)
     t_straight = time.time() - t0
+    total = load_checkpoint(straight / "checkpoints" / "last.pt")["step"]  # every phase's steps
     done = in_save = restarts = 0
     while done < kills:
         fresh = not RunDir(run).exists() or not RunDir(run).candidates()
         args = train_cmd(model, run, steps) + ["--overwrite"] if fresh else ["train", "--resume", str(run)]
         restarts += fresh and done > 0
-        r = kill_once(args, run, rng, in_save=done % 2 == 1)
+        r = kill_once(args, run, rng, in_save=done % 2 == 1, total=total, kills_left=kills - done)
         if r["finished"]:
             break  # the run ended before the kill: make it longer (see `steps`)
         if not r["killed"]:
