@@ -200,6 +200,10 @@ def test_seqgan_logs_reward_per_position_and_diversity_and_draws_the_heatmap(tmp
     assert all(0 < r["distinct_seqs"] <= 1 and "self_bleu3" in r and "distinct2" in r for r in evals)
     assert (run / "figures" / "diagnostics.png").is_file()
     assert "reward" in (run / "report.html").read_text()
+    from gankit.diagnostics_panel import _panels
+    titles = [title for title, _ in _panels(rows, None)]
+    assert "SeqGAN D accuracy, before its round's training" in titles  # issue 17 diagnostics
+    assert any(t.startswith("SeqGAN reward variance") for t in titles)
 
 
 def test_a_classifier_file_gives_class_coverage_over_training(tmp_path):

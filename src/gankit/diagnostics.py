@@ -12,6 +12,9 @@ What the records hold (written by the models, the trainer and `gankit eval`):
                        (bce, minimax, lsgan), score < -1 (hinge: past the margin)
     grad_norm_NAME     L2 norm of optimizer NAME's gradient at its last update in the step
     reward_pos         SeqGAN: mean reward Q per token position (a list)
+    d_acc_fake, d_acc_real   SeqGAN: D's accuracy on the round's fresh fakes / reals before
+                       it trains on them; reward_var, reward_rollout_var, adv_sq: the
+                       rewards' variance, the rollouts' spread, mean (Q - b)² (docs/seqgan.md)
   every evaluation (`"eval": true`; metrics/diagnostics.py)
     class_hist, classes_covered, num_classes    generated samples under the domain classifier
     memo_nn_fake, memo_nn_real, memo_close      nearest-training-image distances (pixel space)

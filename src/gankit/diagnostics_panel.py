@@ -54,6 +54,24 @@ def _panels(rows: list[dict], loss: str | None) -> list:
             ax.set_ylabel("step")
             ax.figure.colorbar(im, ax=ax, label="mean reward Q")
         panels.append(("SeqGAN reward per token position", draw_rewards))
+    if _series(train, "d_acc_fake"):  # SeqGAN: is D falling behind G? (docs/seqgan.md, issue 17)
+        def draw_d_acc(ax):
+            for k, label in (("d_acc_fake", "fresh fakes"), ("d_acc_real", "reals")):
+                ax.plot(*zip(*_series(train, k)), label=label)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylabel("D accuracy")
+            ax.legend(fontsize=7)
+        panels.append(("SeqGAN D accuracy, before its round's training", draw_d_acc))
+    var_keys = [k for k in ("reward_var", "reward_rollout_var", "adv_sq") if _series(train, k)]
+    if var_keys:
+        def draw_var(ax):
+            for k in var_keys:
+                pts = [(s, v) for s, v in _series(train, k) if v > 0]
+                if pts:
+                    ax.plot(*zip(*pts), label=k)
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        panels.append(("SeqGAN reward variance, mean (Q - b)²", draw_var))
     if _series(evals, "classes_covered"):
         def draw_cover(ax):
             ax.plot(*zip(*_series(evals, "classes_covered")), marker=".", label="classes covered")
