@@ -42,6 +42,12 @@ lines = [l for l in open(log, errors="replace").read().splitlines() if l.strip()
 row = {"check": name, "ok": rc == "0", "seconds": round(float(end) - float(start), 1)}
 if rc == "0":
     row["detail"] = lines[-1][-300:] if lines else ""
+    for i in reversed([i for i, l in enumerate(lines) if l.startswith("{")]):  # a JSON result (eval, bench)
+        try:
+            row["detail"] = json.loads("\n".join(lines[i:]))
+            break
+        except ValueError:
+            continue
 else:
     row["rc"] = int(rc)
     row["error"] = ("timed out after %ss; " % limit if rc in ("124", "137") else "") + " | ".join(lines[-6:])[-1500:]
