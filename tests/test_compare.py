@@ -131,3 +131,16 @@ def test_gankit_compare_cli_end_to_end(tmp_path, clf):
     assert "curves.png" in page and "samples.png" in page and "gan model.loss=lsgan" in page
     points = json.loads((out / "compare.json").read_text())["runs"]["gan_loss=lsgan_seed1"]["points"]
     assert [p["step"] for p in points] == [2, 4]  # the quality-vs-compute curve's points
+
+
+@pytest.mark.slow
+def test_seconds_budget_trains_each_run_about_that_long(tmp_path, clf, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    plan = cmp.Plan(data="digits", runs=["gan"], seeds=1, budget_s=1.5, evals=2, n=40, features=clf, sets=TINY_GAN,
+                    device="cpu")
+    out = cmp.compare(plan, tmp_path / "cmp", progress=False)
+    points = json.loads((out / "compare.json").read_text())["runs"]["gan_seed0"]["points"]
+    assert len(points) == 2 and 20 <= points[0]["step"] < points[1]["step"]
+    assert 0 < points[0]["train_s"] < points[1]["train_s"]
+    # each point is topped up to near its share of the budget (overshoot is possible, undershoot is not)
+    assert points[1]["train_s"] >= 0.9 * 1.5

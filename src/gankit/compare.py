@@ -198,9 +198,9 @@ def _overrides(plan: Plan, job: Job) -> list[str]:
 
 # ------------------------------------------------------------------------- one run
 
-def _last_step_and_seconds(run_dir: Path) -> tuple[int, float]:
+def _last_record(run_dir: Path) -> dict:
     rows = [r for r in _read_metrics(run_dir) if "elapsed_s" in r]
-    return (int(rows[-1]["step"]), float(rows[-1]["elapsed_s"])) if rows else (0, 0.0)
+    return rows[-1] if rows else {}
 
 
 def _read_metrics(run_dir: Path) -> list[dict]:
@@ -216,29 +216,45 @@ def _read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
-def _checkpoint_step(run_dir: Path) -> int | None:
+def _checkpoint(run_dir: Path) -> tuple[int, float] | None:
+    """(step, trainer's elapsed seconds) of the run's newest complete checkpoint, or None."""
     from .runs import RunDir
     run = RunDir(run_dir)
     if not run.exists() or not run.candidates():
         return None
     state, _ = run.latest()
-    return int(state["step"])
+    return int(state["step"]), float(state.get("elapsed_s", 0.0))
 
 
-def _train_to(plan: Plan, job: Job, run_dir: Path, target: int) -> None:
-    """Train the run to `target` steps: fresh, or by gankit's exact resume of its checkpoint."""
+def _train_to(plan: Plan, job: Job, run_dir: Path, target: int) -> float:
+    """Train the run to `target` steps, fresh or by gankit's exact resume of its checkpoint;
+    return the seconds of training this took. That is the trainer's elapsed time from the
+    checkpoint to the last log record, so the sampling and evaluation at each chunk's end
+    (which a checkpoint's elapsed_s includes) are not charged to the budget."""
     from .config import build_config, set_key, validate
     from .runs import RunDir
     from .trainer import train
-    step = _checkpoint_step(run_dir)
-    if step is None:
+    ckpt = _checkpoint(run_dir)
+    if ckpt is None:
         cfg = build_config(job.model, [], [*_overrides(plan, job), f"train.steps={target}"])
         train(cfg, out=run_dir, overwrite=True)
-    elif step < target:
+        before = 0.0
+    elif ckpt[0] < target:
         cfg = RunDir(run_dir).config()
         set_key(cfg, "train.steps", target)
         validate(cfg)
         train(cfg, resume=run_dir)
+        before = ckpt[1]
+    else:
+        return 0.0
+    return max(float(_last_record(run_dir).get("elapsed_s", before)) - before, 0.0)
+
+
+def _steps_for(seconds: float, progress: dict, rate: float) -> int:
+    """Steps that fill `seconds` more: at the latest log interval's speed (the first steps
+    are slow: warm-up), else at the average so far."""
+    rate = rate if rate > 0 else progress["step"] / max(progress["train_s"], 1e-9)
+    return max(1, round(seconds * rate))
 
 
 def _evaluate(plan: Plan, run_dir: Path, features: str | None) -> dict:
@@ -248,30 +264,34 @@ def _evaluate(plan: Plan, run_dir: Path, features: str | None) -> dict:
 
 
 def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progress=None) -> dict:
-    """Train and evaluate one run chunk by chunk; progress.json makes every chunk resumable."""
+    """Train and evaluate one run chunk by chunk. progress.json (step, training seconds,
+    evaluated points) is written after every chunk and every evaluation, so an interrupted
+    run continues from its checkpoint with its budget accounting intact."""
     progress_path = run_dir / "progress.json"
-    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"points": []}
+    progress = (json.loads(progress_path.read_text()) if progress_path.is_file()
+                else {"step": 0, "train_s": 0.0, "points": []})
     points = progress["points"]
+
+    def chunk(target: int) -> None:
+        progress["train_s"] = round(progress["train_s"] + _train_to(plan, job, run_dir, target), 3)
+        progress["step"] = _checkpoint(run_dir)[0]
+        _write_json(progress_path, progress)
+
     while len(points) < plan.evals:
         i = len(points)
         if plan.steps:
-            target = round(plan.steps * (i + 1) / plan.evals)
+            chunk(round(plan.steps * (i + 1) / plan.evals))
         else:  # seconds: reach (i+1)/evals of the budget at the speed measured so far
-            step, spent = _last_step_and_seconds(run_dir)
             goal = plan.budget_s * (i + 1) / plan.evals
-            if step == 0:  # a short first chunk measures the speed
-                target = 20
-            else:
-                target = step + max(1, round((goal - spent) * step / max(spent, 1e-9)))
-            target = max(target, (points[-1]["step"] + 1) if points else 1)
-        _train_to(plan, job, run_dir, target)
-        if not plan.steps and i == 0 and plan.evals > 0:
-            step, spent = _last_step_and_seconds(run_dir)
-            goal = plan.budget_s / plan.evals
-            if spent < 0.9 * goal:  # the calibration chunk was short: extend it to the first point
-                _train_to(plan, job, run_dir, step + max(1, round((goal - spent) * step / max(spent, 1e-9))))
-        step, spent = _last_step_and_seconds(run_dir)
-        points.append({"step": step, "train_s": round(spent, 2), **_evaluate(plan, run_dir, features)})
+            if progress["step"] == 0:
+                chunk(20)  # a short first chunk measures the speed
+            for _ in range(3):  # speed drifts on a shared machine: top up (a little under) until near the goal
+                if progress["train_s"] >= 0.95 * goal and progress["step"] > (points[-1]["step"] if points else 0):
+                    break
+                rate = float(_last_record(run_dir).get("steps_per_s") or 0.0)
+                chunk(progress["step"] + _steps_for(0.97 * goal - progress["train_s"], progress, rate))
+        point = {"step": progress["step"], "train_s": round(progress["train_s"], 2)}
+        points.append({**point, **_evaluate(plan, run_dir, features)})
         _write_json(progress_path, progress)
         if on_progress:
             on_progress(job, points[-1])
