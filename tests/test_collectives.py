@@ -122,3 +122,11 @@ def test_torchrun_with_one_process_still_forms_a_group(monkeypatch):
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     d = Dist.from_env("cuda")
     assert d.enabled and d.world == 1 and d.device == torch.device("cuda", 0) and inits == ["nccl"]
+
+
+def test_nccl_barrier_names_the_gpu(group, monkeypatch):
+    seen = []
+    monkeypatch.setattr(dist, "barrier", lambda **kw: seen.append(kw))
+    Dist(world=2, device=torch.device("cuda", 1)).barrier()
+    Dist(world=2).barrier()
+    assert seen == [{"device_ids": [1]}, {}]

@@ -118,7 +118,11 @@ class Dist:
                 for p, n in zip(parts, sizes)]
 
     def barrier(self) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.device.type == "cuda":  # NCCL's barrier is a collective too: name its GPU
+            dist.barrier(device_ids=[self.device.index])
+        else:
             dist.barrier()
 
     def close(self) -> None:
