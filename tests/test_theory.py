@@ -147,7 +147,7 @@ def test_discriminator_trained_to_convergence_reaches_dstar():
 
 def test_an_untrained_discriminator_is_far_from_dstar():
     # the check above can fail: a constant D is measured as far off
-    grid, dx, p, q = _toy_and_generator()
+    _, dx, p, q = _toy_and_generator()
     sup, mean = d_errors(np.full_like(p, 0.5), optimal_discriminator(p, q), p, q, dx)
     assert sup > 0.3 and mean > 0.1
 

@@ -34,7 +34,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import GankitError
 
@@ -327,7 +326,8 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
     budget = plan.steps or plan.budget_s
     unit = "step" if plan.steps else "s"
     bar = tqdm(total=len(jobs) * budget, unit=unit, desc="compare", disable=not progress, dynamic_ncols=True,
-               file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit + " [{elapsed}<{remaining}]{postfix}")
+               file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit +
+               " [{elapsed}<{remaining}]{postfix}")
     results: dict[str, dict] = {}
     for k, job in enumerate(jobs):
         run_dir = out / "runs" / job.name
@@ -336,7 +336,7 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
         bar.set_postfix_str(f"run {k + 1}/{len(jobs)}: {job.name}")
         state = {"shown": done_before}
 
-        def tick(job, point, state=state):
+        def tick(job, point, state=state, k=k):
             now = min(point["step"] if plan.steps else point["train_s"], budget)
             bar.update(max(now - state["shown"], 0))
             state["shown"] = max(now, state["shown"])
