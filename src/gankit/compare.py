@@ -35,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import GankitError
+from .errors import GankitError, Interrupted
 
 # metric -> (shown name, True if higher is better); the order of the table's columns
 METRICS = {"fid": ("FID", False), "kid": ("KID", False), "precision": ("precision", True),
@@ -344,7 +344,13 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
             bar.set_postfix_str(f"run {k + 1}/{len(jobs)}: {job.name} step {point['step']}{fid}")
 
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        results[job.name] = run_job(plan, job, run_dir, features, tick)
+        try:
+            results[job.name] = run_job(plan, job, run_dir, features, tick)
+        except Interrupted as e:  # the trainer saved; the way back is the compare, not `train --resume`
+            bar.close()
+            raise Interrupted(f"stopped in run {k + 1}/{len(jobs)} ({job.name}) after saving its checkpoint; "
+                              "rerun the same gankit compare command to continue (finished runs are kept)",
+                              e.signum) from None
         bar.update(max(budget - state["shown"], 0))
     bar.close()
     write_outputs(plan, jobs, results, out, features)
