@@ -144,3 +144,13 @@ def test_seconds_budget_trains_each_run_about_that_long(tmp_path, clf, monkeypat
     assert 0 < points[0]["train_s"] < points[1]["train_s"]
     # each point is topped up to near its share of the budget (overshoot is possible, undershoot is not)
     assert points[1]["train_s"] >= 0.9 * 1.5
+
+
+def test_compare_cli_help_and_one_line_errors(tmp_path):
+    cli = [sys.executable, "-m", "gankit", "compare"]
+    res = subprocess.run([*cli, "--help"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0 and "--budget-s" in res.stdout and "--vary" in res.stdout
+    res = subprocess.run([*cli, "--runs", "gan", "--steps", "4", "--vary", "model.lss=bce", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and res.stderr.startswith("error: unknown config key 'model.lss'")
+    assert res.stderr.count("\n") == 1
