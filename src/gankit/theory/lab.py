@@ -398,7 +398,7 @@ def run_theory(out: str | Path, steps: int = 2000, seed: int = 0, data: str = "m
                f"{c['trained_min']:9.5f} {c['d_mean_error']:10.4f}" for r in records for c in r["losses"]],
              "", "G's gradient norm vs the converged D: step  non-saturating  minimax  mean D(G(z))",
              *[f"  {r['step']:>5} {r['g_grad_non_saturating']:14.4g} {r['g_grad_minimax']:8.4g} "
-               f"{r['mean_d_fake']:8.4f}" for r in records],
+               f"{r['mean_d_fake']:8.3g}" for r in records],
              "", *[f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in checks.items()]]
     text = "\n".join(lines)
     (out / "summary.txt").write_text(text + "\n", encoding="utf-8")
