@@ -387,9 +387,13 @@ def _features(plan: Plan, out: Path) -> str | None:
 def write_outputs(plan: Plan, jobs: list[Job], results: dict[str, dict], out: Path, features: str | None) -> None:
     rows = summarise(results, jobs)
     md = markdown_table(rows)
-    (out / "compare.md").write_text(md + "\n", encoding="utf-8")
-    (out / "compare.csv").write_text(csv_table(rows), encoding="utf-8")
     protocol = _protocol(plan, jobs, out)
+    note = (f"Mean ± 95% confidence half-width over {plan.seeds} seed(s) (Student t), each run's last evaluation; "
+            f"budget {protocol['budget_per_run']} per run on {plan.data}; {protocol.get('n_fake', plan.n)} samples "
+            f"vs {protocol.get('n_real', '?')} real images through {protocol.get('feature_network', '?')} "
+            f"(sha256 {str(protocol.get('feature_sha256', '?'))[:12]}).")
+    (out / "compare.md").write_text(md + "\n\n" + note + "\n", encoding="utf-8")
+    (out / "compare.csv").write_text(csv_table(rows), encoding="utf-8")
     _write_json(out / "compare.json", {"plan": asdict(plan), "protocol": protocol, "table": rows,
                                        "runs": {j.name: {"config": j.config, "seed": j.seed,
                                                          "points": results[j.name]["points"]} for j in jobs}})
