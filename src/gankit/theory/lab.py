@@ -196,7 +196,8 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
         fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     else:
         n = mix.points
-        fig, axes = plt.subplots(3, len(pick), figsize=(3.4 * len(pick) + 1, 9.6), squeeze=False)
+        fig, axes = plt.subplots(3, len(pick), figsize=(3.4 * len(pick) + 1, 11), squeeze=False)
+        fig.subplots_adjust(hspace=0.45, top=0.9)  # room for each panel's two-line title
         ext = [mix.lo, mix.hi, mix.lo, mix.hi]
         for j, i in enumerate(pick):
             mass = p_data + arrays[i]["p_g"]
