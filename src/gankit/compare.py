@@ -187,10 +187,11 @@ def _check_plan(plan: Plan) -> None:
         build_config(job.model, [], _overrides(plan, job))  # unknown keys/values fail now, not after hours
 
 
-def _overrides(plan: Plan, job: Job) -> list[str]:
+def _overrides(plan: Plan, job: Job, features: str | None = None) -> list[str]:
     from .config import TrainConfig
     # the training-time diagnostics judge samples with the compare's own feature network
-    judge = [f"train.classifier={plan.features}"] if plan.features and hasattr(TrainConfig, "classifier") else []
+    features = features or plan.features
+    judge = [f"train.classifier={features}"] if features and hasattr(TrainConfig, "classifier") else []
     return [f"data.spec={plan.data}", *judge, *plan.sets, *job.options, f"train.seed={job.seed}",
             "train.progress=false", f"train.device={plan.device}"]
 
@@ -225,7 +226,7 @@ def _checkpoint(run_dir: Path) -> tuple[int, float] | None:
     return int(state["step"]), float(state.get("elapsed_s", 0.0))
 
 
-def _train_to(plan: Plan, job: Job, run_dir: Path, target: int) -> float:
+def _train_to(plan: Plan, job: Job, run_dir: Path, target: int, features: str | None = None) -> float:
     """Train the run to `target` steps, fresh or by gankit's exact resume of its checkpoint;
     return the seconds of training this took. That is the trainer's elapsed time from the
     checkpoint to the last log record, so the sampling and evaluation at each chunk's end
@@ -235,7 +236,7 @@ def _train_to(plan: Plan, job: Job, run_dir: Path, target: int) -> float:
     from .trainer import train
     ckpt = _checkpoint(run_dir)
     if ckpt is None:
-        cfg = build_config(job.model, [], [*_overrides(plan, job), f"train.steps={target}"])
+        cfg = build_config(job.model, [], [*_overrides(plan, job, features), f"train.steps={target}"])
         train(cfg, out=run_dir, overwrite=True)
         before = 0.0
     elif ckpt[0] < target:
@@ -272,7 +273,7 @@ def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progre
     points = progress["points"]
 
     def chunk(target: int) -> None:
-        progress["train_s"] = round(progress["train_s"] + _train_to(plan, job, run_dir, target), 3)
+        progress["train_s"] = round(progress["train_s"] + _train_to(plan, job, run_dir, target, features), 3)
         progress["step"] = _checkpoint(run_dir)[0]
         _write_json(progress_path, progress)
 
