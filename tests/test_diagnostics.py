@@ -93,8 +93,8 @@ def test_d_stats_probabilities_for_bce_raw_scores_for_hinge():
 
 def test_updater_measures_gradient_norms_only_when_asked():
     net = torch.nn.Linear(3, 1)
-    up = Updater({"d": torch.optim.SGD(net.parameters(), lr=0.0)}, dist=type("D", (), {
-        "all_reduce_grads": staticmethod(lambda params: None)})())
+    from gankit.distributed import Dist
+    up = Updater({"d": torch.optim.SGD(net.parameters(), lr=0.0)}, Dist())
     up("d", net(torch.ones(2, 3)).sum())
     assert up.norms == {}
     up.measure = True
@@ -227,3 +227,19 @@ def test_gankit_eval_adds_coverage_and_memorisation(tmp_path, monkeypatch):
     last = RunDir(run).metrics()[-1]
     assert "fid" in last and last["num_classes"] == 10 and 0 <= last["memo_close"] <= 1
     assert "Diagnostics" in (run / "report.html").read_text()
+
+
+def test_cyclegan_step_reports_d_outputs_on_its_patches():
+    from gankit.data import Dataset
+    from gankit.distributed import Dist
+    from gankit.models import MODELS
+    cfg = build_config("cyclegan", overrides=["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3",
+                                              "data.size=32", "train.batch_size=1"])
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    model = MODELS["cyclegan"](cfg.model, Dataset("unpaired", {"a": x, "b": x.flip(1)},
+                                                  {"channels": 3, "size": 32, "source": "test"}), cfg.train)
+    update = Updater(model.configure_optimizers(), Dist())
+    update.measure = True
+    out = model.train_step({"a": x[:1], "b": x[1:]}, update)
+    assert {"d_real", "d_fake", "d_fake_rejected"} <= set(out) and 0 <= out["d_fake_rejected"].item() <= 1
+    assert set(update.norms) == {"grad_norm_g", "grad_norm_d"}

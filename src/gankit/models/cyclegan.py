@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GankitError
-from ..losses import get_loss
+from ..losses import d_stats, get_loss
 from .common import adam, init_normal, requires_grad
 
 @dataclass
@@ -224,6 +224,9 @@ class CycleGAN(nn.Module):
         loss_d_a = self.loss.d(real_a_out, fake_a_out)
         loss_d_b = self.loss.d(real_b_out, fake_b_out)
         update("d", loss_d_a + loss_d_b)
+        # diagnostics (gankit/diagnostics.py): D outputs over both domains' patches (lsgan: raw scores)
+        out |= d_stats(self.loss, torch.cat([real_a_out.flatten(), real_b_out.flatten()]).detach(),
+                       torch.cat([fake_a_out.flatten(), fake_b_out.flatten()]).detach())
         return {"loss_g": loss_g.detach(), "loss_gan": loss_gan.detach(), "loss_cyc": loss_cyc.detach(),
                 **out, "loss_d_a": loss_d_a.detach(), "loss_d_b": loss_d_b.detach()}
 
