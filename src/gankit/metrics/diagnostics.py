@@ -54,6 +54,8 @@ def memorisation(fake: Tensor, train: Tensor, held_out: Tensor | None = None, se
     memo_nn_fake / memo_nn_real: medians; memo_close: share of samples nearer to a training
     image than the 5th percentile of the real images' distances (~0.05 for a G that samples
     like the data, ~1 for one that copies)."""
+    if len(train) < 2:
+        return {}  # no nearest *other* training image to compare with
     g = torch.Generator().manual_seed(seed)
     if held_out is not None and len(held_out):
         real = held_out[torch.randperm(len(held_out), generator=g)[:MEMO_REFERENCE].to(held_out.device)]
