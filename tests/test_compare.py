@@ -86,6 +86,7 @@ def test_interrupted_compare_resumes_exactly(tmp_path, clf, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cmp.compare(_plan(clf), out, progress=False)
     monkeypatch.setattr(cmp, "_evaluate", real_evaluate)
+    assert not (out / "compare.json").exists()  # a KeyboardInterrupt outside training: no outputs yet
     first = out / "runs" / "gan_loss=hinge_seed0" / "checkpoints" / "last.pt"
     before = first.stat().st_mtime_ns
     cmp.compare(_plan(clf), out, progress=False)
@@ -154,3 +155,25 @@ def test_compare_cli_help_and_one_line_errors(tmp_path):
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and res.stderr.startswith("error: unknown config key 'model.lss'")
     assert res.stderr.count("\n") == 1
+
+
+
+@pytest.mark.slow
+def test_a_signal_stopped_compare_writes_what_it_has(tmp_path, clf, monkeypatch):
+    from gankit.errors import Interrupted
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    real_train_to, calls = cmp._train_to, []
+
+    def stop_in_second_run(plan, job, run_dir, target, features=None):
+        calls.append(job.name)
+        if job.seed == 1:  # as the trainer does on SIGTERM: save, then raise
+            raise Interrupted("SIGTERM received: saved", 15)
+        return real_train_to(plan, job, run_dir, target, features)
+
+    monkeypatch.setattr(cmp, "_train_to", stop_in_second_run)
+    out = tmp_path / "cmp"
+    with pytest.raises(Interrupted, match="rerun the same gankit compare command"):
+        cmp.compare(_plan(clf), out, progress=False)
+    table = json.loads((out / "compare.json").read_text())["table"]
+    assert table[0]["seeds"] == 1  # the finished run is in the table
+    assert "Partial: 1 of 2 runs" in (out / "compare.md").read_text()

@@ -349,6 +349,7 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
             results[job.name] = run_job(plan, job, run_dir, features, tick)
         except Interrupted as e:  # the trainer saved; the way back is the compare, not `train --resume`
             bar.close()
+            _partial(plan, jobs, results, out, features)
             raise Interrupted(f"stopped in run {k + 1}/{len(jobs)} ({job.name}) after saving its checkpoint; "
                               "rerun the same gankit compare command to continue (finished runs are kept)",
                               e.signum) from None
@@ -356,6 +357,16 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
     bar.close()
     write_outputs(plan, jobs, results, out, features)
     return out
+
+
+def _partial(plan: Plan, jobs: list[Job], results: dict, out: Path, features: str | None) -> None:
+    """On a stop, the outputs for the runs finished so far (marked partial), so a long
+    compare cut short still shows what it has."""
+    done = [j for j in jobs if j.name in results]
+    if done:
+        write_outputs(plan, done, results, out, features)
+        with open(out / "compare.md", "a", encoding="utf-8") as f:
+            f.write(f"\nPartial: {len(done)} of {len(jobs)} runs finished; rerun the command to complete it.\n")
 
 
 def _done_units(run_dir: Path, plan: Plan) -> float:
