@@ -243,3 +243,22 @@ def test_cyclegan_step_reports_d_outputs_on_its_patches():
     out = model.train_step({"a": x[:1], "b": x[1:]}, update)
     assert {"d_real", "d_fake", "d_fake_rejected"} <= set(out) and 0 <= out["d_fake_rejected"].item() <= 1
     assert set(update.norms) == {"grad_norm_g", "grad_norm_d"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs are a CUDA notion")
+@pytest.mark.parametrize("measure", [False, True])
+def test_diagnostics_add_no_host_sync_to_a_cuda_step(measure):
+    from gankit.distributed import Dist
+    from gankit.trainer import build_model
+    cfg = build_config("cgan", overrides=[*TINY["cgan"], "train.device=cuda"])
+    model, data = build_model(cfg, torch.device("cuda"))
+    update = Updater(model.configure_optimizers(), Dist())
+    batch = next(data.batches(cfg.train.batch_size, 0))
+    model.train_step(batch, update)  # warm-up: lazy CUDA initialisation may sync once
+    update.measure = measure
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = model.train_step(batch, update)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert "d_fake" in out and ("grad_norm_g" in update.norms) == measure
