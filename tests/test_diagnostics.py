@@ -204,6 +204,10 @@ def test_seqgan_logs_reward_per_position_and_diversity_and_draws_the_heatmap(tmp
     titles = [title for title, _ in _panels(rows, None)]
     assert "SeqGAN D accuracy, before its round's training" in titles  # issue 17 diagnostics
     assert any(t.startswith("SeqGAN reward variance") for t in titles)
+    from gankit.diagnostics_panel import _panels
+    titles = [title for title, _ in _panels(rows, None)]
+    assert "SeqGAN D accuracy, before its round's training" in titles  # issue 17 diagnostics
+    assert any(t.startswith("SeqGAN reward variance") for t in titles)
 
 
 def test_a_classifier_file_gives_class_coverage_over_training(tmp_path):
