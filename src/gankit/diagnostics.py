@@ -10,7 +10,8 @@ What the records hold (written by the models, the trainer and `gankit eval`):
                        (margins at +1 / -1)
     d_fake_rejected    share of those fakes D rejects with high confidence: D(G(z)) < 0.05
                        (bce, minimax, lsgan), score < -1 (hinge: past the margin)
-    grad_norm_NAME     L2 norm of optimizer NAME's gradient at its last update in the step
+    grad_norm_NAME     L2 norm of optimizer NAME's gradient at its last update in the last
+                       step of the interval (one sample per interval, see trainer.Updater)
     reward_pos         SeqGAN: mean reward Q per token position (a list)
     d_acc_fake, d_acc_real   SeqGAN: D's accuracy on the round's fresh fakes / reals before
                        it trains on them; reward_var, reward_rollout_var, adv_sq: the
