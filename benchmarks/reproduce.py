@@ -200,7 +200,7 @@ def markdown_row(name: str, result: dict, exp: Experiment, args) -> str:
     if "fid_floor" in m:
         shown += f", floor FID {m['fid_floor']:.4g}"
     return (f"| `{name}` | {result['minutes']:.1f} | {result['steps']} | {result['images_seen']:,} | {shown} | "
-            f"{result['protocol']['feature_space']}, n={result['protocol']['final_n']} | {exp.target} | "
+            f"{result['protocol']['feature_space']}, n={result['protocol']['final_n'] or 'all'} | {exp.target} | "
             f"`{result['command']}` | {result['date']} |")
 
 
@@ -245,8 +245,9 @@ def main(argv=None) -> int:
         if args.experiment == "cgan-mnist":
             extra = floor(exp, ctx, data)
 
+    # train.epochs=0: the budget sets the steps (cyclegan-facades.yaml counts 200 epochs)
     sets = [*exp.sets, *(s for group in args.set for s in group), f"train.threads={args.threads}",
-            "train.progress=false", "train.eval_every=0"]
+            "train.progress=false", "train.eval_every=0", "train.epochs=0"]
     cfg_file = CONFIGS / f"{args.experiment}.yaml"
     first = {"dcgan": 10, "cyclegan": 20, "cgan": 200}[exp.model]
     # A first chunk measures the speed; its train.steps is a placeholder far beyond the budget
@@ -257,11 +258,15 @@ def main(argv=None) -> int:
     total = max(int(step / spent * budget), step + 1)
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     per_step = int(resolved["train"]["batch_size"]) * int(resolved["model"].get("d_steps", 1))  # reals per step
+    decay_start = float(resolved["model"].get("decay_start", 1.0))  # CycleGAN: LR constant before this fraction
     points = []
     for i in range(1, args.evals + 1):
         step, spent = progress(run)
-        if not exp.schedule:  # nothing depends on train.steps: re-plan from the speed so far
-            total = max(int(step / spent * budget), step + 1)
+        planned = max(int(step / spent * budget), step + 1)
+        # re-plan from the speed so far where nothing trained yet depends on train.steps: always
+        # without an LR schedule, and with one while both totals still leave us before its decay
+        if not exp.schedule or step < decay_start * min(total, planned):
+            total = planned
         target = total if i == args.evals else min(int(step + step / spent * (budget * i / args.evals - spent)),
                                                    total - 1)
         if target > step:
