@@ -11,6 +11,7 @@ script (re)draws it, optionally trains first, and prints the numbers as one JSON
     python benchmarks/seqgan_oracle.py runs/sg
     python benchmarks/seqgan_oracle.py runs/sg --train --set pretrain.g_epochs=15   # train first
     python benchmarks/seqgan_oracle.py runs/s0/shipped --diversity --compare runs/s0/prefix_mean runs/s1/shipped
+    python benchmarks/seqgan_oracle.py runs/s0/shipped --temperatures 1 0.9 0.85   # vs the MLE copy, sharpened
 """
 from __future__ import annotations
 
@@ -73,6 +74,34 @@ def diversity(run_dir: Path, n: int = 1000) -> dict:
     return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
+def temperatures(run_dir: Path, temps: list[float], n: int = 1000) -> dict:
+    """NLL-oracle (model.eval_samples sequences) and diversity (n) of the newest checkpoint's
+    generators sampled at each temperature. A lower temperature alone lowers NLL-oracle and
+    diversity, so the fair reference for an adversarial gain is the MLE copy at matched
+    diversity (docs/benchmarks.md, the issue 17 probe)."""
+    import torch
+    from gankit.api import load_run
+    from gankit.metrics.text import distinct_n, self_bleu
+    run = load_run(run_dir, with_data=True)
+    m = run.model
+    gens = {"G": m.G}
+    if m.G_mle is not None and int(m.adv_started):
+        gens["G_mle_continuing"] = m.G_mle
+    if getattr(m, "G_best", None) is not None and int(m.adv_started):
+        gens["G_kept_copy"] = m.G_best
+    out = {"step": run.step}
+    for name, G in gens.items():
+        out[name] = {}
+        for t in temps:
+            m.cfg.temperature = t
+            torch.manual_seed(0)
+            nll = m.nll_oracle(G=G)
+            ids = [[str(x) for x in r] for r in G.sample(n, m.seq_len, t).tolist()]
+            div = distinct_n(ids) | self_bleu(ids, orders=(3,))
+            out[name][str(t)] = {"nll_oracle": round(nll, 4), **{k: round(v, 4) for k, v in div.items()}}
+    return out
+
+
 def plot_variants(curves: dict[str, dict], out: Path) -> Path:
     """Several runs (variants, seeds) in one figure: each run's SeqGAN curve and, dashed, its
     MLE-continuing copy, against generator epochs (the axis of the run's own figure)."""
@@ -111,6 +140,9 @@ def main(argv=None) -> int:
     p.add_argument("--compare", nargs="*", default=[], metavar="RUN",
                    help="more runs (variants, seeds): their curves with this run's in one figure, "
                         "RUN_DIR/figures/nll_oracle_variants.png, and their numbers under 'compare'")
+    p.add_argument("--temperatures", nargs="*", type=float, default=[], metavar="T",
+                   help="also NLL-oracle and diversity of the newest G (and its MLE copy) sampled at "
+                        "these temperatures, e.g. 1 0.9 0.85: the MLE copy at matched diversity")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.train:
@@ -124,6 +156,8 @@ def main(argv=None) -> int:
     c["random_generator"] = random_generator_nll(run_dir)
     if args.diversity:
         c["diversity"] = diversity(run_dir)
+    if args.temperatures:
+        c["temperatures"] = temperatures(run_dir, args.temperatures)
     from gankit.report import write_report
     write_report(run_dir)  # draws RUN_DIR/figures/nll_oracle.png
     c["figure"] = str(run_dir / "figures" / "nll_oracle.png")

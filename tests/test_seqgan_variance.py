@@ -187,6 +187,9 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
     bench = _seqgan_oracle_script()  # benchmarks/seqgan_oracle.py reports the kept copy too
     assert bench.curve(run)["last_kept_copy"] > 0
     assert 0 < bench.diversity(run, n=8)["G_kept_copy"]["unique"] <= 1
+    temps = bench.temperatures(run, [1.0, 0.5], n=8)
+    assert set(temps) == {"step", "G", "G_mle_continuing", "G_kept_copy"}
+    assert all(temps["G"][t]["nll_oracle"] > 0 and "self_bleu3" in temps["G"][t] for t in ("1.0", "0.5"))
     other = tmp_path / "other"
     shutil.copytree(run, other)
     assert bench.plot_variants({"base": bench.curve(run), "other": bench.curve(other)},
