@@ -446,8 +446,9 @@ class SeqGAN(nn.Module):
 
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):
         """A checkpoint from before the adversarial phase may come from a run without
-        model.keep_best (one pre-training shared by several variants, docs/seqgan.md): the copy
-        is taken from the pre-trained G when the adversarial phase starts, so any fills it."""
+        model.keep_best (one pre-training shared by several variants, docs/seqgan.md). The copy
+        is replaced by the pre-trained G when the adversarial phase starts, so until then the
+        checkpoint's G stands in for it."""
         if self.G_best is not None and "best_nll_test" not in state and not int(state.get("adv_started", 1)):
             state = {**state, "best_nll_test": self.best_nll_test.clone(),
                      **{"G_best." + k[2:]: v for k, v in state.items() if k.startswith("G.")}}
