@@ -96,8 +96,8 @@ class TrainConfig:
     eval_every: int = 0
     """run the model's own evaluation every N steps (0 = only at the end)"""
     stop_at: int = 0
-    """pause after this global step (checkpoint, no final evaluation) while train.steps, and so the
-    LR schedule, stay the whole run's; resuming continues to the end (0 = off; benchmarks/reproduce.py)"""
+    """pause (checkpoint) after this global step, keeping train.steps and the LR schedule (0 = off);
+    a resume then trains on to the end (benchmarks/reproduce.py's chunks)"""
     on_nan: str = "stop"
     """stop | rollback: on NaN/Inf, stop, or reload the last good checkpoint with half the LR"""
     progress: bool = True

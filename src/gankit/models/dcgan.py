@@ -50,8 +50,8 @@ class DCGANConfig:
     fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
     init_std: float = 0.02
     diffaugment: str = ""
-    """DiffAugment policy for every image D sees, in D's and G's updates (Zhao et al. 2020):
-    comma list of color, translation, cutout (the paper's: color,translation,cutout); empty = off"""
+    """DiffAugment (Zhao et al. 2020): empty = off, or a comma list of color, translation, cutout;
+    applied to every image D sees, in D's and G's updates"""
     spectral_norm: bool = False
     """spectral normalisation of every D conv; replaces D's BatchNorm, as in SNGAN and StudioGAN's DCGAN"""
     r1_gamma: float = 0.0
