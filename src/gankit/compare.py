@@ -263,10 +263,13 @@ def _evaluate(plan: Plan, run_dir: Path, features: str | None) -> dict:
     return {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not k.startswith("accuracy_class")}
 
 
-def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progress=None) -> dict:
+def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progress=None,
+            rate: float = 0.0) -> dict:
     """Train and evaluate one run chunk by chunk. progress.json (step, training seconds,
     evaluated points) is written after every chunk and every evaluation, so an interrupted
-    run continues from its checkpoint with its budget accounting intact."""
+    run continues from its checkpoint with its budget accounting intact. `rate` (steps/s)
+    is the speed an earlier seed of the same configuration had: it replaces the short
+    calibration chunk (each extra chunk costs a start-up and a report)."""
     progress_path = run_dir / "progress.json"
     progress = (json.loads(progress_path.read_text()) if progress_path.is_file()
                 else {"step": 0, "train_s": 0.0, "points": []})
@@ -283,8 +286,8 @@ def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progre
             chunk(round(plan.steps * (i + 1) / plan.evals))
         else:  # seconds: reach (i+1)/evals of the budget at the speed measured so far
             goal = plan.budget_s * (i + 1) / plan.evals
-            if progress["step"] == 0:
-                chunk(20)  # a short first chunk measures the speed
+            if progress["step"] == 0:  # a short first chunk measures the speed, unless it is known
+                chunk(max(1, round(0.97 * goal * rate)) if rate > 0 else 20)
             for _ in range(3):  # speed drifts on a shared machine: top up (a little under) until near the goal
                 if progress["train_s"] >= 0.95 * goal and progress["step"] > (points[-1]["step"] if points else 0):
                     break
@@ -330,6 +333,7 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
                file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit +
                " [{elapsed}<{remaining}]{postfix}")
     results: dict[str, dict] = {}
+    rates: dict[str, float] = {}  # steps/s of each configuration's first finished run
     for k, job in enumerate(jobs):
         run_dir = out / "runs" / job.name
         done_before = _done_units(run_dir, plan)
@@ -346,7 +350,10 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
 
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            results[job.name] = run_job(plan, job, run_dir, features, tick)
+            results[job.name] = run_job(plan, job, run_dir, features, tick, rates.get(job.config, 0.0))
+            done = results[job.name]
+            if done["train_s"] > 0:
+                rates.setdefault(job.config, done["step"] / done["train_s"])
         except Interrupted as e:  # the trainer saved; the way back is the compare, not `train --resume`
             bar.close()
             _partial(plan, jobs, results, out, features)
