@@ -204,12 +204,13 @@ class _Trainer:
                       file=sys.stderr)
         if self.device.type == "cpu":  # on GPUs the host threads barely matter: torch's default
             previous = (self.resume_state or {}).get("threads")
-            threads, why = pick_threads(t.threads, current=torch.get_num_threads(), previous=previous)
+            threads, _ = pick_threads(t.threads, current=torch.get_num_threads(), previous=previous)
             torch.set_num_threads(threads)
-            if dist.main and t.progress:
-                print(f"{cfg.name}: {threads} CPU thread(s) ({why})", file=sys.stderr)
+            self.threads_note = f"{threads} CPU thread{'s' if threads > 1 else ''}"  # on the progress bar
         elif t.threads:
             torch.set_num_threads(t.threads)
+        if self.device.type != "cpu":
+            self.threads_note = str(self.device)
         self.slowdown = SlowdownWatch()
         torch.manual_seed(t.seed)  # the same initial weights on every rank
 
@@ -416,7 +417,9 @@ class _Trainer:
 
     def _describe(self, phase: str) -> str:
         names = [name for name, _ in self.phases]
-        return f"{self.cfg.name} {phase} ({names.index(phase) + 1}/{len(names)})"
+        if len(names) == 1:
+            return f"{self.cfg.name} ({self.threads_note})"
+        return f"{self.cfg.name} {phase} ({names.index(phase) + 1}/{len(names)}, {self.threads_note})"
 
     def phase_at(self, step: int) -> str:
         for name, n in self.phases:
@@ -460,7 +463,8 @@ class _Trainer:
     def _loop(self) -> None:
         t = self.cfg.train
         from tqdm.auto import tqdm
-        self.bar = tqdm(total=self.total, initial=self.start, desc=self.cfg.name, dynamic_ncols=True,
+        self.bar = tqdm(total=self.total, initial=self.start, desc=self._describe(self.phase_at(self.start)),
+                        dynamic_ncols=True,
                         disable=not (t.progress and self.dist.main), unit="step", file=sys.stderr)
         batches = self.data.batches(t.batch_size * self.reals_per_step, t.seed, self.start,
                                     self.dist.rank, self.dist.world)
