@@ -334,6 +334,7 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
                " [{elapsed}<{remaining}]{postfix}")
     results: dict[str, dict] = {}
     rates: dict[str, float] = {}  # steps/s of each configuration's first finished run
+    last_write = time.monotonic()
     for k, job in enumerate(jobs):
         run_dir = out / "runs" / job.name
         done_before = _done_units(run_dir, plan)
@@ -361,6 +362,9 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
                               "rerun the same gankit compare command to continue (finished runs are kept)",
                               e.signum) from None
         bar.update(max(budget - state["shown"], 0))
+        if k + 1 < len(jobs) and time.monotonic() - last_write > 120:  # a long compare shows what it has so far
+            _partial(plan, jobs, results, out, features)
+            last_write = time.monotonic()
     bar.close()
     write_outputs(plan, jobs, results, out, features)
     return out
