@@ -43,7 +43,8 @@ def test_mnist_loader_split_and_counts(mnist_dir):
 
 
 def test_mnist_uses_t10k_when_only_test_split(tmp_path):
-    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((10, 28, 28), np.uint8))
+    images = np.random.default_rng(0).integers(0, 256, (10, 28, 28), dtype=np.uint8)  # not blank: that is refused
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(10, dtype=np.uint8))
     assert load_mnist(tmp_path)["split"] == "t10k"
 
