@@ -239,7 +239,7 @@ def test_read_only_run_directory_is_one_clear_line(tmp_path, monkeypatch, capsys
     code, err = run_cli(train_args(tmp_path / "run", 5), capsys)
     assert code == 2
     assert err.strip() == (f"error: cannot write to the run directory {tmp_path / 'run'} (Read-only file system); "
-                           "it is read-only: choose another --out")
+                           "it is not writable: choose another --out")
 
 
 def test_filesystem_without_locks_trains_with_a_warning(tmp_path, monkeypatch, capsys):

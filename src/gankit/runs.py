@@ -332,7 +332,7 @@ class RunLock:
             if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
             raise GankitError(f"cannot write to the run directory {self.dir} ({e.strerror}); "
-                              "it is read-only: choose another --out") from None
+                              "it is not writable: choose another --out") from None
         old = _read_lock(fd)
         if old.get("pid") and old.get("pid") != os.getpid():
             warnings.warn(f"{self.path}: taking over a stale lock (pid {old['pid']} on {old.get('host', '?')} "
