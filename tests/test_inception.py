@@ -158,6 +158,10 @@ def test_stats_round_trip_and_mode_mismatch(tmp_path):
     assert fid_between(str(path), str(a), resize="legacy-tf", progress=False)["fid"] == pytest.approx(0, abs=1e-3)
     with pytest.raises(GankitError, match="resize=legacy-tf"):
         load_stats(path, inception.InceptionFeatures(resize="clean"))
+    bf16 = inception.InceptionFeatures(resize="legacy-tf", bf16=True)
+    assert bf16.protocol()["inception_dtype"] == "bf16"
+    with pytest.raises(GankitError, match="inception_dtype=fp32"):
+        load_stats(path, bf16)
 
 
 def _cifar_dir(root: Path, n_train: int, n_test: int) -> Path:

@@ -16,7 +16,7 @@ labels. Named protocols fix the sample counts and the reference as the anchors d
 `cifar10-10k` = 10,000 samples vs the 10,000 CIFAR-10 test images (StudioGAN / mimicry
 "10k vs test"); `train-10k` = 10,000 samples vs the first 10,000 training images.
 
-Reference features depend only on (data, split, size, limit, resize mode, feature-network
+Reference features depend only on (data, split, size, limit, resize mode, bf16, feature-network
 sha256) and are cached under $GANKIT_CACHE_DIR (default ~/.cache/gankit)/reference/. Text runs (SeqGAN)
 and translation runs use their model's own `evaluate()` (NLL-oracle, BLEU, paired L1...).
 Every result is one record appended to RUN_DIR/metrics.jsonl with "eval": true, flat
@@ -62,12 +62,12 @@ def default_digits_classifier(device: str = "cpu") -> Path:
 
 
 def feature_network(data_spec: str, features: str | None, inception: str | bool | None, device="cpu",
-                    resize: str = "clean", threads: int = 0) -> torch.nn.Module:
+                    resize: str = "clean", threads: int = 0, bf16: bool = False) -> torch.nn.Module:
     """Inception if asked (True/"" = the fid extra's packaged weights, a str = a TorchScript file),
     else the given classifier, else the built-in digits classifier for `digits`."""
     if inception is not None and inception is not False:
         weights = inception if isinstance(inception, (str, Path)) and str(inception) else None
-        return InceptionFeatures(weights, resize=resize, device=device, threads=threads)
+        return InceptionFeatures(weights, resize=resize, device=device, threads=threads, bf16=bf16)
     if features:
         return ClassifierFeatures(features, device)
     if data_spec.split(":")[0].strip().lower() == "digits":
@@ -100,7 +100,8 @@ def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: i
     """Features/logits/labels of the real `split` ('train' | 'held_out') of `data_cfg`, cached."""
     key = json.dumps({"spec": data_cfg.spec, "size": data_cfg.size, "channels": data_cfg.channels,
                       "split": data_cfg.split, "limit": data_cfg.limit, "holdout": data_cfg.holdout,
-                      "reference": split, "features": net.sha256, "resize": getattr(net, "resize", None)},
+                      "reference": split, "features": net.sha256, "resize": getattr(net, "resize", None),
+                      "bf16": getattr(net, "bf16", False)},
                      sort_keys=True)
     path = cache_dir() / "reference" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
     if path.is_file():
@@ -159,7 +160,7 @@ def _generate(sample, num_classes: int, n: int, batch_size: int, seed: int) -> t
 def evaluate_run(run_dir: str | Path, features: str | None = None, inception: str | bool | None = None,
                  n: int | None = None, batch_size: int = 250, reference: str = "auto", seed: int = 0,
                  device: str = "auto", protocol: str | None = None, resize: str = "clean", threads: int = 0,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, bf16: bool = False) -> dict:
     """Evaluate a run's newest checkpoint; the record is appended to RUN_DIR/metrics.jsonl."""
     from ..api import load_run
     from ..models import MODELS
@@ -175,13 +176,13 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
     if kind != "image":
         fid_net = None
         if kind == "unpaired" and inception is not None and inception is not False:  # CycleGAN: FID of translations
-            fid_net = feature_network(cfg.data.spec, None, inception, dev, resize, threads)
+            fid_net = feature_network(cfg.data.spec, None, inception, dev, resize, threads, bf16)
         return _evaluate_own(run_dir, cfg, dev, seed, t0, fid_net)
     run = load_run(run_dir, device=dev)
     record = evaluate_generator(run.sample, cfg.data, num_classes=int(getattr(run.model, "num_classes", 0) or 0),
                                 features=features, inception=inception, n=n, batch_size=batch_size,
                                 reference=reference, seed=seed, device=dev, protocol=protocol, resize=resize,
-                                threads=threads, progress=progress)
+                                threads=threads, progress=progress, bf16=bf16)
     from .diagnostics import eval_diagnostics  # class coverage, memorisation (gankit/diagnostics.py)
     record |= eval_diagnostics(run, features, dev, seed)
     record["protocol"] = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
@@ -193,7 +194,7 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
 def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | None = None,
                        inception: str | bool | None = None, n: int | None = None, batch_size: int = 250,
                        reference: str = "auto", seed: int = 0, device: str = "cpu", protocol: str | None = None,
-                       resize: str = "clean", threads: int = 0, progress: bool = False) -> dict:
+                       resize: str = "clean", threads: int = 0, progress: bool = False, bf16: bool = False) -> dict:
     """The eval record of any generator: `sample(n, label=None, seed=None) -> (n, C, H, W) in [-1, 1]`
     (a LoadedRun's .sample), judged against the real data `data_cfg` (a DataConfig or a spec).
     Nothing is logged; `evaluate_run` is this plus the run's metrics.jsonl."""
@@ -210,7 +211,7 @@ def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | N
     if n < 4:
         raise GankitError(f"--n must be at least 4 (precision/recall uses k=3 neighbours), got {n}")
     t0 = time.perf_counter()
-    net = feature_network(data_cfg.spec, features, inception, device, resize, threads)
+    net = feature_network(data_cfg.spec, features, inception, device, resize, threads, bf16)
     ref = reference_features(ref_cfg, split, net, batch_size, progress)
     fake_images, labels = _generate(sample, num_classes, n, batch_size, seed)
     fake, logits = extract(net, fake_images, batch_size, progress="generated features" if progress else None)

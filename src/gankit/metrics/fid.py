@@ -135,7 +135,7 @@ def load_stats(path: str | Path, net: InceptionFeatures | None = None) -> dict:
         warnings.warn(f"{path}: no gankit metadata (network, resize mode): FID only, and only comparable "
                       "if it was computed with the same Inception and resize", stacklevel=2)
     elif net is not None:
-        for key in ("feature_sha256", "resize"):
+        for key in ("feature_sha256", "resize", "inception_dtype"):
             mine = net.protocol()[key]
             if meta.get(key) != mine:
                 raise GankitError(f"{path}: computed with {key}={meta.get(key)}, this run uses {mine}; "
@@ -144,14 +144,14 @@ def load_stats(path: str | Path, net: InceptionFeatures | None = None) -> dict:
 
 
 def fid_between(a: str, b: str, resize: str = "clean", threads: int = 0, batch_size: int = 50,
-                weights: str | None = None, progress: bool = True, seed: int = 0) -> dict:
+                weights: str | None = None, progress: bool = True, seed: int = 0, bf16: bool = False) -> dict:
     """FID (and KID, precision/recall where both sides have features) of two image sets."""
     t0 = time.perf_counter()
     for source in (a, b):  # fail on a typo before minutes of Inception on the other side
         if not (Path(source).expanduser().exists() or ":" in source):
             raise GankitError(f"'{source}' is not a folder, a data spec (cifar10:DIR, cifar10-test:DIR, "
                               "mnist:DIR, folder:DIR) or a .npz statistics file")
-    net = InceptionFeatures(weights, resize=resize, threads=threads)
+    net = InceptionFeatures(weights, resize=resize, threads=threads, bf16=bf16)
     sa = compute_stats(a, net, batch_size, progress)
     sb = compute_stats(b, net, batch_size, progress)
     if sa["mu"].shape != sb["mu"].shape:
