@@ -286,7 +286,7 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
                    help="Inception resize to 299: clean (clean-fid, PIL bicubic) or legacy-tf (TF bilinear)")
     e.add_argument("--threads", type=int, default=0, help="CPU threads for Inception (0 = torch's default)")
     e.add_argument("--bf16", action="store_true", help="Inception under bf16 autocast: ~2x faster on CPUs with bf16 "
-                   "units; moved FID by <0.1%% in docs/benchmarks.md's check; off = fp32, as published numbers")
+                   "units; moved the n=500 floors' FID by 0.04%% and 0.31%% (docs/benchmarks.md); off = fp32, as published")
     e.add_argument("--n", type=int, help="generated samples (default 10000, or the protocol's)")
     e.add_argument("--batch-size", type=int, default=250)
     e.add_argument("--reference", default="auto", help="reference split: auto | train | held_out")
