@@ -100,3 +100,14 @@ def test_report_marks_resume_and_states_layout_and_direction(tmp_path):
     text = write_report(run).read_text()
     assert "one row per class label" in text  # CGAN's SAMPLE_LAYOUT
     assert "lower ↓" in text
+
+
+def test_steps_on_the_command_line_win_over_a_config_counting_epochs(tmp_path, capsys):
+    cfg = tmp_path / "epochs.yaml"
+    cfg.write_text("train:\n  epochs: 50\n")
+    run = tmp_path / "r"
+    args = ["train", "gan", "--config", str(cfg), "--steps", "3", "--out", str(run), "--no-progress",
+            "--set", *TINY["gan"], "train.log_every=1", "train.checkpoint_every=3", "train.sample_every=3"]
+    assert cli(args) == 0, capsys.readouterr().err
+    assert RunDir(run).config().train.epochs == 0
+    assert max(r["step"] for r in RunDir(run).metrics()) == 3

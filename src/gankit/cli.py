@@ -58,6 +58,8 @@ def cmd_train(args) -> int:
     overrides = [o for group in args.set for o in group]
     cli = {"data.spec": args.data, "train.steps": args.steps, "train.epochs": args.epochs,
            "train.batch_size": args.batch_size, "train.seed": args.seed, "train.device": args.device}
+    if args.steps is not None:  # --steps wins over a config that counts epochs (cyclegan-facades.yaml)
+        cli["train.epochs"] = 0
     if args.no_progress:
         cli["train.progress"] = False
     cli_overrides = [f"{k}={v}" for k, v in cli.items() if v is not None]
