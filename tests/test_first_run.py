@@ -111,3 +111,12 @@ def test_steps_on_the_command_line_win_over_a_config_counting_epochs(tmp_path, c
     assert cli(args) == 0, capsys.readouterr().err
     assert RunDir(run).config().train.epochs == 0
     assert max(r["step"] for r in RunDir(run).metrics()) == 3
+
+
+def test_a_run_config_with_a_retired_key_still_loads():
+    from gankit.config import config_from_dict
+    data = build_config("cyclegan").to_dict()
+    data["model"]["palette"] = "auto"  # written by gankit before data.palette
+    with pytest.warns(UserWarning, match="model.palette"):
+        cfg = config_from_dict(data)
+    assert cfg.name == "cyclegan"

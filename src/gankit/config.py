@@ -325,6 +325,24 @@ def validate(cfg: RunConfig) -> None:
             check()
 
 
+# Keys older gankit versions wrote into run configs, with what replaced them: a run made
+# before the change still loads and resumes (the key is dropped with a warning).
+RETIRED_KEYS = {
+    ("cyclegan", "model", "palette"): "the label palette is now data.palette (empty = auto-detect)",
+}
+
+
+def _drop_retired(name: str, data: dict) -> dict:
+    import warnings
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for (model, section, key), why in RETIRED_KEYS.items():
+        if name == model and isinstance(out.get(section), dict) and key in out[section]:
+            del out[section][key]
+            warnings.warn(f"this run's config has {section}.{key}, which an older gankit wrote; ignored: {why}",
+                          stacklevel=3)
+    return out
+
+
 def config_from_dict(data: dict) -> RunConfig:
     """Rebuild a RunConfig from `RunConfig.to_dict()` output (a run's config.yaml)."""
     if not isinstance(data, dict) or "name" not in data:
@@ -336,7 +354,7 @@ def config_from_dict(data: dict) -> RunConfig:
     spec = MODELS[data["name"]]
     cfg = RunConfig(name=data["name"], model=spec.Config(),
                     extra={k: v() for k, v in getattr(spec, "EXTRA_SECTIONS", {}).items()})
-    apply_mapping(cfg, {k: v for k, v in data.items() if k != "name"}, "config")
+    apply_mapping(cfg, {k: v for k, v in _drop_retired(data["name"], data).items() if k != "name"}, "config")
     return cfg
 
 
