@@ -232,7 +232,8 @@ def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | N
              "feature_dim": int(fake.shape[1]), "n_fake": len(fake), "n_real": len(ref["features"]),
              "reference": split if not protocol else f"{split} split, {ref_cfg.split} images",
              "reference_data": ref["source"], "data_spec": data_cfg.spec, "seed": seed, "batch_size": batch_size,
-             "per_label": bool(labels is not None), "kid": f"cubic polynomial kernel MMD^2, 100 subsets of {kid_m}",
+             "per_label": bool(labels is not None), "kid": f"cubic polynomial kernel MMD^2, 100 subsets of {kid_m}; as is, not x1000 "
+                    "(papers often print KID x 1000); its scale is the feature network's own",
              "precision_recall": f"Kynkaenniemi et al. 2019, k={k}",
              "accuracy": (f"per label, in {judge.name}" if can_judge else
                           "not measured (unconditional model, no classifier, or class mismatch)"),

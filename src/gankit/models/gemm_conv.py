@@ -123,7 +123,10 @@ class _ConvT(torch.autograd.Function):
 
 
 def _eligible(m: nn.Module, x: Tensor, side: int) -> bool:
-    return (m.gemm and x.device.type == "cpu" and side <= GEMM_MAX_SIDE and m.bias is None
+    # not under torch.compile: Dynamo does not apply the Functions' autocast casts, and the
+    # compiled graph fuses the native convolutions itself
+    return (m.gemm and x.device.type == "cpu" and not torch.compiler.is_compiling()
+            and side <= GEMM_MAX_SIDE and m.bias is None
             and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1) and m.groups == 1
             and m.dilation == (1, 1) and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0)
 
