@@ -68,3 +68,13 @@ def test_a_dcgan_step_is_the_same_with_and_without_the_gemm_path():
         results.append(model.state_dict())
     for k, v in results[0].items():
         assert torch.allclose(v.float(), results[1][k].float(), atol=1e-5), k
+
+
+def test_the_gemm_path_stands_aside_under_torch_compile(monkeypatch):
+    """Dynamo does not apply the Functions' autocast casts (compile + bf16 failed), so a
+    compiled graph gets the native convolutions."""
+    conv = gemm_conv.Conv2d(8, 8, 4, 2, 1, bias=False)
+    x = torch.randn(2, 8, 8, 8)
+    assert gemm_conv._eligible(conv, x, 8)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not gemm_conv._eligible(conv, x, 8)
