@@ -19,6 +19,8 @@ import statistics
 import subprocess
 import sys
 
+from gankit.cpu import usable_cores
+
 STEPS = {"cgan": 60, "dcgan": 12, "cyclegan": 12, "gan": 60, "seqgan": 3}
 
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="timed steps per measurement (0: per-model default)")
     p.add_argument("--busy", type=int, default=1, help="busy-looping processes in the busy case")
     args = p.parse_args(argv)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     settings = sorted({1, cores}) + [0]
     rows = []
     for machine in ("idle", "busy"):

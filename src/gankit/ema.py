@@ -29,6 +29,13 @@ from torch import nn
 RECALIBRATION_BATCHES = 8
 
 
+def fork_rng():
+    """A fork of torch's RNG (and the current GPU's, once CUDA is in use): what runs inside
+    draws numbers without changing what training draws next."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return torch.random.fork_rng(devices=devices)
+
+
 def generator_names(model: nn.Module) -> tuple[str, ...]:
     """The attributes holding the networks that make samples (`GENERATORS`, else ("G",))."""
     return tuple(getattr(model, "GENERATORS", ("G",)))
@@ -87,9 +94,8 @@ class EMA:
             bn.momentum = None  # cumulative average over the recalibration batches
         for ema in self.modules.values():
             ema.train()
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
         try:
-            with torch.random.fork_rng(devices=devices):
+            with fork_rng():
                 torch.manual_seed(0)
                 for _ in range(RECALIBRATION_BATCHES):
                     model.sample(batch)

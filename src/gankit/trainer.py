@@ -11,7 +11,6 @@ losses stay on the device until then.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import shutil
 import signal
@@ -29,7 +28,7 @@ from .data import Dataset, load_data, resolve_paths
 from .data.transforms import save_grid
 from .cpu import SlowdownWatch, pick_threads
 from .distributed import Dist, convert_sync_batchnorm
-from .ema import EMA
+from .ema import EMA, fork_rng
 from .errors import DivergenceError, GankitError, Interrupted
 from .models import MODELS
 from .runs import RunDir, RunLock, default_run_dir
@@ -54,8 +53,7 @@ def evaluating(model: nn.Module, ema: EMA | None = None):
     """Eval mode, EMA generators swapped in, training RNG untouched — so sampling or
     evaluating in the middle of a run never changes what the run does next."""
     was_training = model.training
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
+    with fork_rng():
         model.eval()
         try:
             with ema.swapped_in(model) if ema is not None else contextlib.nullcontext(model):
@@ -207,9 +205,9 @@ class _Trainer:
             threads, _ = pick_threads(t.threads, current=torch.get_num_threads(), previous=previous)
             torch.set_num_threads(threads)
             self.threads_note = f"{threads} CPU thread{'s' if threads > 1 else ''}"  # on the progress bar
-        elif t.threads:
-            torch.set_num_threads(t.threads)
-        if self.device.type != "cpu":
+        else:
+            if t.threads:
+                torch.set_num_threads(t.threads)
             self.threads_note = str(self.device)
         self.slowdown = SlowdownWatch()
         torch.manual_seed(t.seed)  # the same initial weights on every rank
@@ -468,11 +466,9 @@ class _Trainer:
                         disable=not (t.progress and self.dist.main), unit="step", file=sys.stderr)
         batches = self.data.batches(t.batch_size * self.reals_per_step, t.seed, self.start,
                                     self.dist.rank, self.dist.world)
-        if len(self.phases) > 1 and self.start < self.total:
-            self.bar.set_description(self._describe(self.phase_at(self.start)))
-            if t.progress and self.dist.main and self.start == 0:
-                self.bar.write("the progress bar counts every phase: " + " + ".join(
-                    f"{name} {n}" for name, n in self.phases) + f" = {self.total} steps", file=sys.stderr)
+        if len(self.phases) > 1 and self.start == 0 and t.progress and self.dist.main:
+            self.bar.write("the progress bar counts every phase: " + " + ".join(
+                f"{name} {n}" for name, n in self.phases) + f" = {self.total} steps", file=sys.stderr)
         pending: list[tuple[int, str, dict]] = []
         self.t0 = time.perf_counter()
         t_log, step_log = self.t0, self.start
