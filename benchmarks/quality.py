@@ -1,19 +1,21 @@
-"""The image-quality benchmark: gan, cgan and conditional dcgan on real MNIST digits,
-each trained for the same CPU time budget, measured with gankit's own MNIST classifier
-as the feature network, next to the real-vs-real floor. Then the same on `digits`.
+"""The image-quality benchmark: gan, cgan and conditional dcgan (dcgan-mnist.yaml) on real
+MNIST digits, each trained for the same CPU time, next to the real-vs-real floor; then the
+same on built-in `digits`. A thin user of `gankit compare` (gankit/compare.py), which does
+the training, the equal budgets, the evaluation and the table.
 
-    python benchmarks/quality.py                       # regenerates docs/benchmarks.md's table
-    python benchmarks/quality.py --budget-s 60 --digits-budget-s 20 --no-doc   # a quick look
+    python benchmarks/quality.py --budget-s 150 --digits-budget-s 40   # regenerates docs/benchmarks.md's section
+    python benchmarks/quality.py --budget-s 30 --digits-budget-s 10 --no-doc   # a quick look
 
 Protocol (MNIST): the 10,000 t10k digits of ../shared/data/mnist; the GANs train on the
-first 8,000 (`--set data.holdout=2000`), the last 2,000 are never trained on. The number
-of steps is set so that training takes `--budget-s` seconds of wall time on this machine
-(measured on a 40-step calibration run with the same settings). Every metric uses
-n = 2,000 generated samples against the 8,000 training digits as reference, so the floor
-(2,000 held-out real digits vs the same 8,000) has exactly the same sample counts — the
-smallest FID a perfect generator could expect here. The feature network is a small CNN
-fitted by `gankit fit-classifier` on all 10,000 digits (20% held out for its accuracy).
-Skips cleanly (exit 0) when ../shared/data is absent.
+first 8,000 (`data.holdout=2000`), no EMA, for `--budget-s` CPU seconds each (compare's
+`clock="cpu"`: training time times the CPU share the run got, so a busy machine does not
+shorten it). Every metric uses n = 2,000 generated samples against the 8,000 training digits;
+the floor row scores the 2,000 held-out real digits the same way (same counts), the smallest
+FID a perfect generator could expect here. The feature network is the small CNN compare fits
+once on the data (`gankit fit-classifier`, 20% held out for its accuracy); `digits` uses the
+built-in digits classifier. The runs live in OUT/mnist and OUT/digits: rerunning the same
+command keeps finished runs (compare's resume) and only rewrites the tables and the doc.
+Skips cleanly (exit 0) when ../shared/data/mnist is absent (unless --digits-only).
 """
 from __future__ import annotations
 
@@ -22,203 +24,113 @@ import json
 import os
 import platform
 import re
-import resource
-import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Image quality (MNIST)"
-
-MODELS = [  # (row name, model, extra CLI args)
-    ("gan", "gan", []),
-    ("cgan", "cgan", []),
-    ("dcgan (conditional)", "dcgan", ["--config", str(ROOT / "src/gankit/configs/dcgan-mnist.yaml")]),
-]
+RUNS = ["gan", "cgan", "dcgan-mnist"]  # dcgan-mnist: src/gankit/configs/dcgan-mnist.yaml, conditional DCGAN
+FLOOR = "real vs real (floor)"
 
 
-def gankit(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "gankit", *args], check=True, cwd=ROOT)
-
-
-def _cpu() -> float:
-    """CPU seconds (user + system) used so far by finished child processes."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def _step(run_dir: Path) -> int:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return max(int(r.get("step", 0)) for r in rows)
-
-
-def train_for(model: str, extra: list[str], data: str, sets: list[str], budget_s: float, out: Path) -> dict:
-    """Train for about `budget_s` CPU seconds (with train.threads=1: one core's worth, however
-    busy the machine is), start-ups included. A first 100-step chunk measures the speed;
-    exact resumes (`--resume --steps N`) then extend the run until the budget is used."""
-    t0, c0 = time.perf_counter(), _cpu()
-    common = ["--set", *sets, "train.log_every=25", "train.checkpoint_every=1000000"]
-    gankit("train", model, "--data", data, *extra, "--steps", "100", "--out", str(out), "--overwrite", *common,
-           "train.sample_every=1000000")
-    step, spent, chunk_steps, chunk_cpu = 100, _cpu() - c0, 100, _cpu() - c0
-    for _ in range(4):
-        more = int((budget_s - spent) * chunk_steps / max(chunk_cpu, 1e-6))
-        if spent >= 0.95 * budget_s or more < 0.03 * step:
-            break
-        c1 = _cpu()
-        gankit("train", "--resume", str(out), "--steps", str(step + more), *common,
-               f"train.sample_every={max((step + more) // 4, 1)}")
-        chunk_steps, chunk_cpu = more, _cpu() - c1
-        step, spent = _step(out), _cpu() - c0
-    return {"steps": step, "train_cpu_s": round(spent, 1), "wall_s": round(time.perf_counter() - t0, 1)}
-
-
-def floor(data_cfg, clf: Path) -> dict:
-    """Real vs real: held-out digits against the training digits, same protocol as a GAN."""
-    from gankit.metrics.evaluate import feature_network, reference_features, score
-    net = feature_network(data_cfg.spec, str(clf), None)
-    train = reference_features(data_cfg, "train", net)
-    held = reference_features(data_cfg, "held_out", net)
-    out = score(train["features"], held["features"], held["logits"], held["labels"], net.num_classes)
-    return {**out, "n_fake": len(held["features"]), "n_real": len(train["features"])}
-
-
-def bench_data(name: str, data: str, holdout: int, n_eval: int, budget_s: float, clf: Path,
-               out: Path, images: Path | None, threads: int) -> list[dict]:
-    from gankit import load_run
-    from gankit.config import DataConfig
-    from gankit.data.transforms import save_grid
-    from gankit.metrics.evaluate import evaluate_run
+def bench(name: str, data: str, holdout: int, n: int, budget_s: float, args) -> dict:
+    """One compare on `data` plus its floor row: the table (Markdown) and what the doc cites."""
+    from gankit.compare import Plan, compare, markdown_table, real_floor
     # train.ema=0: the table measures the raw generator (cgan.yaml samples from an EMA by default)
-    sets = [f"data.holdout={holdout}", f"train.threads={threads}", "train.progress=false", "train.ema=0"]
-    rows = [{"data": name, "model": "real vs real (floor)", **floor(DataConfig(spec=data, size=32, holdout=holdout), clf)}]
-    for row, model, extra in MODELS:
-        run_dir = out / f"{name}-{model}"
-        info = train_for(model, extra, data, sets, budget_s, run_dir)
-        rec = evaluate_run(run_dir, features=str(clf), n=n_eval, batch_size=250, reference="train", seed=0, device="cpu")
-        rows.append({"data": name, "model": row, **info, **{k: v for k, v in rec.items() if k != "protocol"},
-                     "n_fake": rec["protocol"]["n_fake"], "n_real": rec["protocol"]["n_real"]})
-        if images is not None:
-            grid = load_run(run_dir).sample(100, seed=0)
-            save_grid(grid, images / f"quality-{name}-{model}.png", nrow=10)
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
+    plan = Plan(data=data, runs=args.runs, seeds=args.seeds, budget_s=budget_s, clock="cpu", evals=args.evals, n=n,
+                sets=[f"data.holdout={holdout}", f"train.threads={args.threads}", "train.ema=0", *args.set],
+                device="cpu")
+    out = compare(plan, Path(args.out) / name, progress=not args.no_progress)
+    floor = real_floor(plan, out)
+    rows = json.loads((out / "compare.json").read_text())["table"]
+    return {"name": name, "table": markdown_table([{"config": FLOOR, "seeds": "—", **floor}, *rows]),
+            "floor": floor, "samples": out / "samples.png", "budget_s": budget_s, "n": n}
 
 
-def table(rows: list[dict]) -> str:
-    f = lambda r, k, fmt: format(r[k], fmt) if isinstance(r.get(k), (int, float)) else "—"  # noqa: E731
-    lines = ["| data | model | steps (CPU s) | FID ↓ | KID ↓ | precision ↑ | recall ↑ | IS ↑ | cond. accuracy ↑ |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        kid = f"{r['kid']:.2f}" if isinstance(r.get("kid"), float) else "—"  # raw: this space is not Inception's
-        steps = f"{r['steps']} ({r['train_cpu_s']:.0f})" if "steps" in r else f"n={r['n_fake']} held-out"
-        acc = f(r, "accuracy", ".3f") if r["model"] != "gan" else "—"
-        lines.append(f"| {r['data']} | {r['model']} | {steps} | {f(r, 'fid', '.2f')} | {kid} | "
-                     f"{f(r, 'precision', '.3f')} | {f(r, 'recall', '.3f')} | {f(r, 'is', '.2f')} | {acc} |")
-    return "\n".join(lines)
+def section(results: list[dict], command: str, threads: int, seeds: int) -> str:
+    import torch
+    parts = [HEADING, "",
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
+             f"({threads} torch thread(s) per run, CPU only, torch {torch.__version__}), {seeds} seed(s) per model "
+             f"(mean ± 95% CI when more than one). Regenerate with `{command}` (a thin user of `gankit compare`).", ""]
+    for r in results:
+        f = r["floor"]
+        parts += [f"**{r['name']}**: {r['budget_s']:g} CPU s of training per run, n={r['n']} samples vs the "
+                  f"{f['n_real']} training images; feature network `{f['feature_network']}` (held-out accuracy "
+                  f"{f['feature_accuracy']:.4f}, sha256 `{f['feature_sha256'][:12]}`).", "", r["table"], ""]
+    parts += [
+        "Protocol: MNIST = the 10,000 t10k digits, the last 2,000 held out (`data.holdout=2000`); `digits` = "
+        "scikit-learn's 1,797, the last 360 held out. Shipped configs (`gan`, `cgan`, `dcgan-mnist.yaml`: the "
+        "conditional DCGAN), no EMA, the same CPU time each (`gankit compare --clock cpu`: the trainer's training "
+        "time times the CPU share it got; start-ups and evaluations are not charged). Metrics: `gankit eval`'s, "
+        "n samples (conditional models: n/10 per label) against the training images, through the feature "
+        "network at its own 32x32. The floor row scores n held-out real images the same way (same counts): "
+        "what a perfect generator would score. KID: cubic polynomial kernel, raw (these 128-d ReLU features are "
+        "not on Inception's scale). Precision/recall: Kynkäänniemi et al. 2019, k=3. Conditional accuracy: the "
+        "classifier's accuracy on samples generated per label.", "",
+        "Reading it: equal CPU time buys very different step counts (the steps column), so the cheap MLP models "
+        "get far more updates than DCGAN's convolutions. The MNIST floor is not 0 because the held-out digits are "
+        "the last 2,000 of t10k, from NIST's harder writer population: not an i.i.d. split. These FIDs live in "
+        "the classifier's feature space: comparable with each other and with reruns (same sha256), not with "
+        "Inception FIDs from papers.", "",
+        "Fixed-noise samples of each model's seed-0 run (conditional models: labels 0-9 along each row):", "",
+        " ".join(f"![{r['name']} samples](images/quality-{r['name']}-samples.png)" for r in results), ""]
+    return "\n".join(parts)
 
 
-def write_doc(doc: Path, section: str) -> None:
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n"
+def write_doc(doc: Path, text: str) -> None:
+    """Replace the HEADING section of `doc` (or append it)."""
+    old = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n"
     pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    section = section.rstrip() + "\n\n"
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    text = text.rstrip() + "\n"
-    doc.write_text(text, encoding="utf-8")
+    text = text.rstrip() + "\n\n"
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text
+    doc.write_text(new.rstrip() + "\n", encoding="utf-8")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--budget-s", type=float, default=200, help="training seconds per MNIST model (default 200)")
-    p.add_argument("--digits-budget-s", type=float, default=60, help="training seconds per digits model")
+    p.add_argument("--budget-s", type=float, default=200, help="training CPU seconds per MNIST run (default 200)")
+    p.add_argument("--digits-budget-s", type=float, default=60, help="training CPU seconds per digits run")
     p.add_argument("--n", type=int, default=2000, help="generated samples per MNIST evaluation")
-    p.add_argument("--classifier-epochs", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (leave cores for others)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
+    p.add_argument("--evals", type=int, default=1, help="evaluations per run (compare's curve points; default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (leave cores for others)")
+    p.add_argument("--runs", nargs="+", default=RUNS, help=f"models or config files (default {' '.join(RUNS)})")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="more overrides for every run")
     p.add_argument("--out", default=str(ROOT / "runs" / "quality"))
-    p.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
-    p.add_argument("--no-doc", action="store_true", help="print the table, leave docs/ alone")
-    p.add_argument("--skip-digits", action="store_true")
-    p.add_argument("--rewrite-doc", action="store_true", help="only rewrite the doc from OUT/quality.json")
+    p.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"), help="images go to its folder's images/")
+    p.add_argument("--no-doc", action="store_true", help="print the tables, leave the doc alone")
+    p.add_argument("--no-progress", action="store_true")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--skip-digits", action="store_true")
+    group.add_argument("--digits-only", action="store_true", help="only the built-in digits (no shared data)")
     args = p.parse_args(argv)
     mnist = Path(args.data_dir) / "mnist"
-    if not mnist.is_dir():
+    benches = [] if args.digits_only else [("mnist", f"mnist:{mnist}", 2000, args.n, args.budget_s)]
+    if not args.digits_only and not mnist.is_dir():
         print(f"skipped: {mnist} not found (the MNIST quality benchmark needs ../shared/data/mnist)")
         return 0
-    import torch
-    from gankit.metrics.classifier import fit_classifier
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    images = None if args.no_doc else ROOT / "docs" / "images"
-    if images:
-        images.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    if args.rewrite_doc:
-        saved = json.loads((out / "quality.json").read_text())
-        return write_results(saved, args)
-    clf = fit_classifier(f"mnist:{mnist}", out / "mnist-classifier.pt", epochs=args.classifier_epochs, size=32,
-                         seed=0, device="cpu")
-    rows = bench_data("mnist", f"mnist:{mnist}", 2000, args.n, args.budget_s, out / "mnist-classifier.pt",
-                      out, images, args.threads)
-    dclf = None
     if not args.skip_digits:
-        dclf = fit_classifier("digits", out / "digits-classifier.pt", epochs=10, size=32, seed=0, device="cpu")
-        rows += bench_data("digits", "digits", 360, 360, args.digits_budget_s, out / "digits-classifier.pt",
-                           out, images, args.threads)
-    saved = {"rows": rows, "clf": clf, "dclf": dclf, "minutes": (time.time() - t0) / 60,
-             "args": {k: getattr(args, k) for k in ("budget_s", "digits_budget_s", "n", "threads")},
-             "date": time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), "threads": torch.get_num_threads(),
-             "command": ("python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()}
-    (out / "quality.json").write_text(json.dumps(saved, indent=1))
-    return write_results(saved, args)
-
-
-def write_results(saved: dict, args) -> int:
+        benches.append(("digits", "digits", 360, 360, args.digits_budget_s))
     import torch
-    rows, clf, dclf = saved["rows"], saved["clf"], saved["dclf"]
-    args = argparse.Namespace(**{**vars(args), **saved["args"]})  # the settings that were measured
-    section = "\n".join([
-        HEADING, "",
-        f"Measured {saved['date']} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared "
-        f"with other jobs ({saved['threads']} torch thread(s), CPU only, torch {torch.__version__}); whole benchmark "
-        f"{saved['minutes']:.0f} min wall. Regenerate with `{saved['command']}`.", "",
-        table(rows), "",
-        "Protocol: "
-        f"MNIST = the 10,000 t10k digits; GANs train on the first 8,000 (`data.holdout=2000`) for "
-        f"{args.budget_s:.0f} CPU seconds each (`train.threads={args.threads}`, start-up included; a 100-step chunk "
-        "measures the speed, exact `--resume --steps N` continuations fill the budget), shipped configs "
-        "(`gan`, `cgan`, `dcgan-mnist.yaml`), no EMA. Metrics: `gankit eval --features mnist-classifier.pt "
-        f"--n {args.n} --reference train` — {args.n} samples (conditional models: {args.n // 10} per label) against "
-        "the 8,000 training digits, all resized to 32x32. The floor row compares the 2,000 held-out real digits "
-        "with the same 8,000 (same counts), so it is what a perfect generator would score. Feature network: "
-        f"gankit's small CNN (`gankit fit-classifier`, 128-d penultimate features), held-out accuracy "
-        f"{clf['accuracy']:.4f}, sha256 `{clf['weights_sha256'][:12]}`. KID: cubic polynomial kernel, 100 subsets "
-        "of min(1000, n). Precision/recall: Kynkäänniemi et al. 2019, k=3. Conditional accuracy: the classifier's "
-        "accuracy on samples generated per label.",
-        "",
-        *([f"`digits` rows: scikit-learn's 1,797 digits, last 360 held out, {args.digits_budget_s:.0f} CPU s per model, "
-           f"n=360 vs the 1,437 training digits, with a digits classifier (held-out accuracy "
-           f"{dclf['accuracy']:.4f}, sha256 `{dclf['weights_sha256'][:12]}`)."] if dclf else []), "",
-        "Reading it: equal CPU time buys very different step counts (the steps column), so the cheap MLP models "
-        "get far more updates than DCGAN's convolutions, which are far from converged at this budget (recall near 0). "
-        "The MNIST floor is not 0 because the held-out digits are the last 2,000 of t10k, which (like all of its last "
-        "5,000) come from NIST's harder writer population: not an i.i.d. split. IS and the floor's accuracy use the "
-        "same classifier (it saw 80% of all 10,000 digits in training, so the floor's accuracy is optimistic). KID "
-        "is reported raw: the classifier's 128-d ReLU features are large, so the values are not on Inception's scale.",
-        "",
-        "These FIDs live in this classifier's feature space: they are comparable with each other and with reruns "
-        "of this script (same sha256), not with Inception FIDs from papers.", "",
-        "Final samples, 100 per model (conditional models: labels 0-9 left to right in every row), "
-        "MNIST then digits:", "",
-        " ".join(f"![{r} on MNIST](images/quality-mnist-{m}.png)" for r, m, _ in MODELS), "",
-        *([" ".join(f"![{r} on digits](images/quality-digits-{m}.png)" for r, m, _ in MODELS), ""] if dclf else []),
-    ])
-    print(table(rows))
+    torch.set_num_threads(args.threads)
+    results = [bench(*b, args) for b in benches]
+    command = ("python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    text = section(results, command, args.threads, args.seeds)
+    for r in results:
+        print(f"{r['name']}:\n{r['table']}\n")
     if not args.no_doc:
-        write_doc(Path(args.doc), section)
-        print(f"wrote {args.doc}")
+        doc = Path(args.doc)
+        images = doc.parent / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            shutil.copyfile(r["samples"], images / f"quality-{r['name']}-samples.png")
+        write_doc(doc, text)
+        print(f"wrote {doc}")
     return 0
 
 

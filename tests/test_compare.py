@@ -65,7 +65,7 @@ def _plan(clf):
 
 @pytest.mark.slow
 def test_interrupted_compare_resumes_exactly(tmp_path, clf, monkeypatch):
-    from gankit.config import build_config
+    from gankit import build_config
     from gankit.trainer import train
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
     plan = _plan(clf)
@@ -177,3 +177,87 @@ def test_a_signal_stopped_compare_writes_what_it_has(tmp_path, clf, monkeypatch)
     table = json.loads((out / "compare.json").read_text())["table"]
     assert table[0]["seeds"] == 1  # the finished run is in the table
     assert "Partial: 1 of 2 runs" in (out / "compare.md").read_text()
+
+
+def test_a_config_file_or_a_shipped_configs_name_is_a_run(tmp_path):
+    from gankit import build_config
+    tiny = tmp_path / "tiny-gan.yaml"
+    tiny.write_text("name: gan\nmodel:\n  hidden: [16]\n")
+    plan = cmp.Plan(data="digits", runs=[str(tiny), "dcgan-mnist", "cgan"], seeds=1, steps=4)
+    jobs = cmp.jobs_of(plan)
+    assert [(j.name, j.config, j.model) for j in jobs] == [
+        ("tiny-gan_seed0", "tiny-gan", "gan"), ("dcgan-mnist_seed0", "dcgan-mnist", "dcgan"),
+        ("cgan_seed0", "cgan", "cgan")]
+    assert jobs[1].files[0].endswith("configs/dcgan-mnist.yaml") and jobs[2].files == []
+    cmp._check_plan(plan)
+    assert build_config(jobs[0].model, jobs[0].files, cmp._overrides(plan, jobs[0])).model.hidden == [16]
+    assert build_config(jobs[1].model, jobs[1].files, cmp._overrides(plan, jobs[1])).model.conditional is True
+    (tmp_path / "nameless.yaml").write_text("model:\n  hidden: [16]\n")
+    with pytest.raises(GankitError, match="needs a 'name: MODEL' line"):
+        cmp.jobs_of(cmp.Plan(data="digits", runs=[str(tmp_path / "nameless.yaml")], steps=4))
+
+
+def _fake_training(monkeypatch, busy_s: float, wait_s: float) -> list[float]:
+    """Stand-ins for training: each chunk burns `busy_s` of CPU and waits `wait_s` (as if the
+    core were busy with another job); returns the CPU seconds each chunk burnt."""
+    import time
+    state, burnt = {"step": 0}, []
+
+    def train_to(plan, job, run_dir, target, features=None):
+        t0, c0 = time.perf_counter(), time.process_time()
+        while time.process_time() - c0 < busy_s:
+            pass
+        time.sleep(wait_s)
+        burnt.append(time.process_time() - c0)
+        state["step"] = target
+        return time.perf_counter() - t0  # all of it "training" wall time
+
+    monkeypatch.setattr(cmp, "_train_to", train_to)
+    monkeypatch.setattr(cmp, "_checkpoint", lambda run_dir: (state["step"], 0.0))
+    monkeypatch.setattr(cmp, "_last_record", lambda run_dir: {"steps_per_s": 100.0})
+    monkeypatch.setattr(cmp, "_evaluate", lambda plan, run_dir, features: {"fid": 1.0})
+    return burnt
+
+
+@pytest.mark.parametrize("clock", ["cpu", "wall"])
+def test_the_cpu_clock_charges_cpu_seconds_not_waiting(tmp_path, monkeypatch, clock):
+    burnt = _fake_training(monkeypatch, busy_s=0.02, wait_s=0.05)
+    plan = cmp.Plan(data="digits", runs=["gan"], seeds=1, budget_s=10.0, evals=1, clock=clock)
+    progress = cmp.run_job(plan, cmp.jobs_of(plan)[0], tmp_path, None)
+    chunks = len(burnt)
+    assert chunks == 4  # the speed chunk and 3 top-ups: the fake never reaches 10 s
+    if clock == "cpu":
+        assert progress["train_s"] == pytest.approx(sum(burnt), abs=0.005 * chunks)
+        assert 0 < progress["cpu_share"] < 0.6
+    else:
+        assert progress["train_s"] >= chunks * 0.07 and "cpu_share" not in progress
+
+
+def test_a_plan_json_from_before_a_new_field_still_resumes(tmp_path, monkeypatch):
+    from dataclasses import asdict
+    plan = cmp.Plan(data="digits", runs=["gan"], seeds=1, steps=4, sets=TINY_GAN)
+    old = {k: v for k, v in asdict(plan).items() if k != "clock"}  # written before Plan.clock existed
+    (tmp_path / "plan.json").write_text(json.dumps(old))
+
+    def reached(*args, **kwargs):
+        raise RuntimeError("reached training")
+
+    monkeypatch.setattr(cmp, "run_job", reached)
+    with pytest.raises(RuntimeError, match="reached training"):
+        cmp.compare(plan, tmp_path, progress=False)
+    plan.clock = "cpu"  # a real difference is still refused
+    with pytest.raises(GankitError, match="differs in: clock"):
+        cmp.compare(plan, tmp_path, progress=False)
+
+
+def test_real_floor_scores_held_out_images_like_a_run(tmp_path, clf, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    plan = cmp.Plan(data="digits", runs=["gan"], seeds=1, steps=4, n=40, features=clf,
+                    sets=[*TINY_GAN, "data.holdout=100"], device="cpu")
+    floor = cmp.real_floor(plan, tmp_path)
+    assert floor["n_fake"] == 40 and floor["n_real"] == 1797 - 100
+    for key in ("fid", "kid", "precision", "recall", "is", "accuracy"):
+        assert math.isfinite(floor[key]), key
+    assert floor["feature_sha256"] == torch.load(clf, weights_only=True)["meta"]["weights_sha256"]
+    with pytest.raises(GankitError, match="data.holdout"):
+        cmp.real_floor(cmp.Plan(data="digits", runs=["gan"], steps=4, features=clf, sets=TINY_GAN), tmp_path)

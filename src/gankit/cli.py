@@ -196,8 +196,8 @@ def cmd_theory(args) -> int:
 def cmd_compare(args) -> int:
     from .compare import Plan, compare
     plan = Plan(data=args.data, runs=args.runs, vary=args.vary, seeds=args.seeds, steps=args.steps or 0,
-                budget_s=args.budget_s or 0.0, evals=args.evals, n=args.n, features=args.features,
-                sets=[o for group in args.set for o in group], device=args.device)
+                budget_s=args.budget_s or 0.0, clock=args.clock, evals=args.evals, n=args.n,
+                features=args.features, sets=[o for group in args.set for o in group], device=args.device)
     out = compare(plan, args.out, progress=not args.no_progress)
     print(f"wrote {out / 'compare.md'}, compare.csv, compare.json, curves.png, samples.png\n"
           f"page: {out / 'compare.html'}")
@@ -343,13 +343,18 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
                                    "--evals times (gankit eval's metrics) and write OUT/compare.{md,csv,json}, "
                                    "curves.png, samples.png and compare.html. Rerun the same command to resume.")
     c.add_argument("--data", default="digits", metavar="SPEC", help="one data set for every run (default digits)")
-    c.add_argument("--runs", nargs="+", required=True, metavar="MODEL", help="models to compare, e.g. gan cgan dcgan")
+    c.add_argument("--runs", nargs="+", required=True, metavar="MODEL",
+                   help="models to compare, e.g. gan cgan dcgan; an entry may be a config file (FILE.yaml, or a "
+                        "shipped one's name such as dcgan-mnist), labelled by its name")
     c.add_argument("--vary", nargs="+", default=[], metavar="KEY=V1,V2",
                    help="options to cross with every model, e.g. model.loss=bce,hinge,lsgan")
     c.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     budget = c.add_mutually_exclusive_group(required=True)
     budget.add_argument("--steps", type=int, metavar="N", help="budget per run in training steps")
     budget.add_argument("--budget-s", type=float, metavar="S", help="budget per run in seconds of training time")
+    c.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="what --budget-s counts: training wall time (default) or the CPU seconds it took "
+                        "(fair on a busy machine)")
     c.add_argument("--evals", type=int, default=4, help="evaluations per run: the points of the curves (default 4)")
     c.add_argument("--n", type=int, default=1000, help="generated samples per evaluation (default 1000)")
     c.add_argument("--features", metavar="CLASSIFIER.pt", help="feature network (default: digits' built-in one, "

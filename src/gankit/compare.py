@@ -32,7 +32,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import GankitError, Interrupted
@@ -46,11 +46,12 @@ METRICS = {"fid": ("FID", False), "kid": ("KID", False), "precision": ("precisio
 class Plan:
     """What a compare trains. Saved as OUT/plan.json; a rerun must ask for the same."""
     data: str
-    runs: list[str]
+    runs: list[str]  # model names, or YAML config files (`name:` gives the model; a shipped one by its name)
     vary: list[str] = field(default_factory=list)  # "section.key=v1,v2,..."
     seeds: int = 3
     steps: int = 0  # budget in steps, or
-    budget_s: float = 0.0  # in seconds of training wall time
+    budget_s: float = 0.0  # in seconds of training time, on this clock:
+    clock: str = "wall"  # "wall" (the trainer's elapsed time) or "cpu" (the CPU seconds those took)
     evals: int = 4  # evaluated points per run (the curves)
     n: int = 1000  # generated samples per evaluation
     features: str | None = None
@@ -65,6 +66,7 @@ class Job:
     model: str
     options: list[str]
     seed: int
+    files: list[str] = field(default_factory=list)  # the run's --config file, if its --runs entry was one
 
 
 # ----------------------------------------------------------------------- statistics
@@ -150,25 +152,42 @@ def _parse_vary(vary: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
+def run_entry(run: str) -> tuple[str, str, list[str]]:
+    """(label, model, config files) of one --runs entry: a model name; a YAML config file, whose
+    `name:` is the model (e.g. src/gankit/configs/dcgan-mnist.yaml); or a shipped config's name
+    (dcgan-mnist). A config file is labelled by its stem."""
+    from .config import config_dir, load_yaml
+    from .models import MODELS
+    shipped = config_dir() / f"{run}.yaml"
+    if run in MODELS or not (run.endswith((".yaml", ".yml")) or shipped.is_file()):
+        return run, run, []  # an unknown name fails in _check_plan with build_config's suggestion
+    path = str(shipped) if shipped.is_file() and not run.endswith((".yaml", ".yml")) else run
+    model = load_yaml(path).get("name")
+    if not isinstance(model, str):
+        raise GankitError(f"{path}: a --runs config file needs a 'name: MODEL' line (gankit list shows the models)")
+    return Path(path).stem, model, [path]
+
+
 def jobs_of(plan: Plan) -> list[Job]:
     """Every (model, choice of each --vary key, seed), in the order they train: seed-major,
     so an early stop still leaves one seed of every configuration."""
     varied = _parse_vary(plan.vary)
     configs = []
-    for model in plan.runs:
+    for run in plan.runs:
+        label, model, files = run_entry(run)
         for combo in itertools.product(*[[f"{k}={v}" for v in vals] for k, vals in varied]):
-            configs.append((model, list(combo)))
+            configs.append((label, model, files, list(combo)))
     jobs = []
     for seed in range(plan.seeds):
-        for model, options in configs:
-            config = " ".join([model, *options])
-            slug = re.sub(r"[^A-Za-z0-9=.,_-]+", "_", "_".join([model, *[o.split(".", 1)[-1] for o in options]]))
-            jobs.append(Job(f"{slug}_seed{seed}", config, model, options, seed))
+        for label, model, files, options in configs:
+            config = " ".join([label, *options])
+            slug = re.sub(r"[^A-Za-z0-9=.,_-]+", "_", "_".join([label, *[o.split(".", 1)[-1] for o in options]]))
+            jobs.append(Job(f"{slug}_seed{seed}", config, model, options, seed, files))
     return jobs
 
 
 def _check_plan(plan: Plan) -> None:
-    from .config import build_config
+    from . import build_config
     from .models import MODELS
     if not plan.runs:
         raise GankitError("--runs needs at least one model (gankit list shows them)")
@@ -176,6 +195,8 @@ def _check_plan(plan: Plan) -> None:
         raise GankitError(f"--seeds must be at least 1, got {plan.seeds}")
     if (plan.steps > 0) == (plan.budget_s > 0):
         raise GankitError("give one budget: --steps N or --budget-s SECONDS (per run)")
+    if plan.clock not in ("wall", "cpu"):
+        raise GankitError(f"--clock must be wall or cpu, got '{plan.clock}'")
     if plan.evals < 1:
         raise GankitError(f"--evals must be at least 1, got {plan.evals}")
     if plan.steps and plan.evals > plan.steps:
@@ -184,7 +205,7 @@ def _check_plan(plan: Plan) -> None:
         if job.model in MODELS and MODELS[job.model].DATA_KIND != "image":
             raise GankitError(f"gankit compare scores image GANs; '{job.model}' is a "
                               f"{MODELS[job.model].DATA_KIND} model")
-        build_config(job.model, [], _overrides(plan, job))  # unknown keys/values fail now, not after hours
+        build_config(job.model, job.files, _overrides(plan, job))  # unknown keys/values fail now, not after hours
 
 
 def _overrides(plan: Plan, job: Job, features: str | None = None) -> list[str]:
@@ -231,12 +252,13 @@ def _train_to(plan: Plan, job: Job, run_dir: Path, target: int, features: str | 
     return the seconds of training this took. That is the trainer's elapsed time from the
     checkpoint to the last log record, so the sampling and evaluation at each chunk's end
     (which a checkpoint's elapsed_s includes) are not charged to the budget."""
-    from .config import build_config, set_key, validate
+    from . import build_config
+    from .config import set_key, validate
     from .runs import RunDir
     from .trainer import train
     ckpt = _checkpoint(run_dir)
     if ckpt is None:
-        cfg = build_config(job.model, [], [*_overrides(plan, job, features), f"train.steps={target}"])
+        cfg = build_config(job.model, job.files, [*_overrides(plan, job, features), f"train.steps={target}"])
         train(cfg, out=run_dir, overwrite=True)
         before = 0.0
     elif ckpt[0] < target:
@@ -276,7 +298,14 @@ def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progre
     points = progress["points"]
 
     def chunk(target: int) -> None:
-        progress["train_s"] = round(progress["train_s"] + _train_to(plan, job, run_dir, target, features), 3)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        seconds = _train_to(plan, job, run_dir, target, features)
+        if plan.clock == "cpu" and seconds > 0:
+            # CPU seconds per wall second over the chunk (its start-up and last sampling included)
+            # times its training seconds: on a busy machine a run is charged for the core it got
+            progress["cpu_share"] = round((time.process_time() - cpu0) / max(time.perf_counter() - wall0, 1e-9), 4)
+            seconds *= progress["cpu_share"]
+        progress["train_s"] = round(progress["train_s"] + seconds, 3)
         progress["step"] = _checkpoint(run_dir)[0]
         _write_json(progress_path, progress)
 
@@ -291,7 +320,8 @@ def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progre
             for _ in range(3):  # speed drifts on a shared machine: top up (a little under) until near the goal
                 if progress["train_s"] >= 0.95 * goal and progress["step"] > (points[-1]["step"] if points else 0):
                     break
-                rate = float(_last_record(run_dir).get("steps_per_s") or 0.0)
+                rate = float(_last_record(run_dir).get("steps_per_s") or 0.0)  # steps per wall second
+                rate /= progress.get("cpu_share", 1.0) if plan.clock == "cpu" else 1.0
                 chunk(progress["step"] + _steps_for(0.97 * goal - progress["train_s"], progress, rate))
         point = {"step": progress["step"], "train_s": round(progress["train_s"], 2)}
         points.append({**point, **_evaluate(plan, run_dir, features)})
@@ -319,6 +349,8 @@ def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
     plan_path = out / "plan.json"
     if plan_path.is_file():
         saved = json.loads(plan_path.read_text())
+        known = {f.name for f in fields(Plan)}  # a plan.json from before a field existed has its default
+        saved = asdict(Plan(**{k: v for k, v in saved.items() if k in known})) if known >= set(saved) else saved
         if saved != json.loads(json.dumps(asdict(plan))):
             diff = sorted(k for k in saved if saved.get(k) != asdict(plan).get(k))
             raise GankitError(f"{out} holds a different compare (differs in: {', '.join(diff)}); "
@@ -405,6 +437,31 @@ def _features(plan: Plan, out: Path) -> str | None:
     return str(path)
 
 
+def real_floor(plan: Plan, out: str | Path) -> dict:
+    """Real vs real: up to `plan.n` held-out real images scored as if a generator had made them,
+    against the same training images and through the same feature network as every run, so
+    with the same counts: what a perfect generator would score. Needs held-out data
+    (`--set data.holdout=N`); images at the feature network's own size."""
+    import dataclasses
+    from . import build_config
+    from .metrics.evaluate import feature_network, reference_features, score
+    from .trainer import pick_device
+    job = jobs_of(plan)[0]
+    data_cfg = build_config(job.model, job.files, _overrides(plan, job)).data
+    net = feature_network(plan.data, _features(plan, Path(out)), None, str(pick_device(plan.device)))
+    data_cfg = dataclasses.replace(data_cfg, size=getattr(net, "size", data_cfg.size))
+    if not data_cfg.holdout:
+        raise GankitError("the real-vs-real floor needs held-out images: add --set data.holdout=N")
+    train = reference_features(data_cfg, "train", net)
+    held = reference_features(data_cfg, "held_out", net)
+    n = min(plan.n, len(held["features"]))
+    labels = held["labels"][:n] if held["labels"] is not None else None
+    metrics = score(train["features"], held["features"][:n], held["logits"][:n], labels,
+                    getattr(net, "num_classes", 0))
+    return {**metrics, "n_fake": n, "n_real": len(train["features"]), "feature_network": net.name,
+            "feature_sha256": net.sha256, "feature_accuracy": getattr(net, "meta", {}).get("accuracy")}
+
+
 # ------------------------------------------------------------------------- outputs
 
 def write_outputs(plan: Plan, jobs: list[Job], results: dict[str, dict], out: Path, features: str | None) -> None:
@@ -428,7 +485,7 @@ def _protocol(plan: Plan, jobs: list[Job], out: Path) -> dict:
     path = out / "runs" / jobs[0].name / "metrics.jsonl"
     evals = [r for r in _read_metrics(path.parent) if r.get("eval") and "protocol" in r]
     p = evals[-1]["protocol"] if evals else {}
-    budget = f"{plan.steps} steps" if plan.steps else f"{plan.budget_s:g} s of training wall time"
+    budget = f"{plan.steps} steps" if plan.steps else f"{plan.budget_s:g} s of training {plan.clock} time"
     return {"budget_per_run": budget, "seeds": plan.seeds, "evaluations_per_run": plan.evals,
             "ci": "95% Student t over seeds (n - 1 dof)",
             **{k: p.get(k) for k in ("feature_network", "feature_sha256", "n_fake", "n_real", "reference",
