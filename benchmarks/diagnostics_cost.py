@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from gankit.config import build_config
+from gankit import build_config
 from gankit.distributed import Dist
 from gankit.metrics.diagnostics import diagnostics_classifier, image_diagnostics
 from gankit.models import common

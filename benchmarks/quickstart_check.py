@@ -21,7 +21,7 @@ import torch
 
 from gankit import build_config, load_run, train
 from gankit.data.transforms import save_grid
-from gankit.metrics.evaluate import default_digits_classifier
+from gankit.evaluate import default_digits_classifier
 from gankit.metrics.features import ClassifierFeatures
 
 

@@ -122,7 +122,7 @@ def fit_feature_classifier(spec: str) -> Path:
     """gankit's small CNN on a labelled set, fitted once and cached (GANKIT_CACHE_DIR)."""
     import hashlib
     from gankit.metrics.classifier import fit_classifier
-    from gankit.metrics.evaluate import cache_dir
+    from gankit.evaluate import cache_dir
     path = cache_dir() / "classifiers" / f"repro-{hashlib.sha256(spec.encode()).hexdigest()[:12]}-size32.pt"
     if not path.is_file():
         print(f"fitting the feature classifier on {spec} -> {path}", file=sys.stderr, flush=True)
@@ -161,7 +161,7 @@ def evaluate(run: Path, exp: Experiment, ctx: dict, n: int) -> dict:
 def floor(exp: Experiment, ctx: dict, data: str) -> dict:
     """cgan-mnist: held-out real digits vs the training digits, the same counts as the final eval."""
     from gankit.config import DataConfig
-    from gankit.metrics.evaluate import feature_network, reference_features, score
+    from gankit.evaluate import feature_network, reference_features, score
     cfg = DataConfig(spec=data, size=32, channels=1, holdout=2000)
     net = feature_network(data, str(ctx["classifier"]), None)
     train, held = reference_features(cfg, "train", net), reference_features(cfg, "held_out", net)

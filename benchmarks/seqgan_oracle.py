@@ -4,7 +4,7 @@ vs SeqGAN from the same pre-trained generator.
 A seqgan run on oracle data logs `nll_oracle` (G) every `train.eval_every` steps and, once
 adversarial training starts, `nll_oracle_mle_baseline` (a copy of the same pre-trained G
 that keeps doing one MLE epoch per adversarial round). The run's report draws both against
-generator epochs (RUN_DIR/figures/nll_oracle.png, `gankit.report.oracle_curve`); this
+generator epochs (RUN_DIR/figures/nll_oracle.png, `gankit.models.seqgan_figures`); this
 script (re)draws it, optionally trains first, and prints the numbers as one JSON line.
 
     gankit train seqgan --data oracle:../shared/data/seqgan/oracle_lstm_params.npz --out runs/sg
@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 
 def curve(run_dir: Path) -> dict:
-    from gankit.report import oracle_curve
+    from gankit import run_config
+    from gankit.models.seqgan_figures import oracle_curve
     from gankit.runs import RunDir
-    run = RunDir(run_dir)
-    rows = run.metrics()
-    c = oracle_curve(rows, run.config().extra["pretrain"])
+    rows = RunDir(run_dir).metrics()
+    pretrain = run_config(run_dir).model.pretrain
+    c = oracle_curve(rows, pretrain.g_epochs, pretrain.d_rounds)
     if c is None:
         raise SystemExit(f"{run_dir}: no NLL-oracle logged (is it a seqgan run on oracle data?)")
     kept = [(r["step"], r["nll_oracle_best"]) for r in rows if r.get("eval") and "nll_oracle_best" in r]
@@ -38,13 +39,13 @@ def curve(run_dir: Path) -> dict:
 def random_generator_nll(run_dir: Path) -> float:
     """The paper's "random" row: NLL-oracle of a freshly initialised G on the run's oracle."""
     import torch
-    from gankit.runs import RunDir
+    from gankit import run_config
     from gankit.trainer import build_model
-    cfg = RunDir(run_dir).config()
+    cfg = run_config(run_dir)
     torch.manual_seed(cfg.train.seed)
-    net, _ = build_model(cfg, torch.device("cpu"))
+    net, data = build_model(cfg, torch.device("cpu"))
     net.eval()
-    return net.nll_oracle()
+    return net.nll_oracle(data.oracle)
 
 
 def diversity(run_dir: Path, n: int = 1000) -> dict:
@@ -56,7 +57,7 @@ def diversity(run_dir: Path, n: int = 1000) -> dict:
     from gankit.api import load_run
     from gankit.metrics.text import distinct_n, self_bleu
     run = load_run(run_dir, with_data=True)
-    model, train = run.model, {tuple(r) for r in run.model.data.tensors["tokens"].tolist()}
+    model, train = run.model, {tuple(r) for r in run.data.tensors["tokens"].tolist()}
 
     def stats(tokens) -> dict:
         seqs = [tuple(r) for r in tokens.tolist()]
@@ -68,9 +69,9 @@ def diversity(run_dir: Path, n: int = 1000) -> dict:
         out = {"step": run.step, "G": stats(model.G.sample(n, model.seq_len))}
         if model.G_mle is not None and int(model.adv_started):
             out["G_mle_continuing"] = stats(model.G_mle.sample(n, model.seq_len))
-        if getattr(model, "G_best", None) is not None and int(model.adv_started):
+        if model.G_best is not None and int(model.adv_started):
             out["G_kept_copy"] = stats(model.G_best.sample(n, model.seq_len))  # model.keep_best
-    out["oracle_held_out"] = stats(model.data.held_out["tokens"][:n])
+    out["oracle_held_out"] = stats(run.data.held_out["tokens"][:n])
     return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
@@ -87,7 +88,7 @@ def temperatures(run_dir: Path, temps: list[float], n: int = 1000) -> dict:
     gens = {"G": m.G}
     if m.G_mle is not None and int(m.adv_started):
         gens["G_mle_continuing"] = m.G_mle
-    if getattr(m, "G_best", None) is not None and int(m.adv_started):
+    if m.G_best is not None and int(m.adv_started):
         gens["G_kept_copy"] = m.G_best
     out = {"step": run.step}
     for name, G in gens.items():
@@ -95,7 +96,7 @@ def temperatures(run_dir: Path, temps: list[float], n: int = 1000) -> dict:
         for t in temps:
             m.cfg.temperature = t
             torch.manual_seed(0)
-            nll = m.nll_oracle(G=G)
+            nll = m.nll_oracle(run.data.oracle, G)
             ids = [[str(x) for x in r] for r in G.sample(n, m.seq_len, t).tolist()]
             div = distinct_n(ids) | self_bleu(ids, orders=(3,))
             out[name][str(t)] = {"nll_oracle": round(nll, 4), **{k: round(v, 4) for k, v in div.items()}}
@@ -108,7 +109,7 @@ def plot_variants(curves: dict[str, dict], out: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from gankit.report import PAPER_ORACLE_NLL
+    from gankit.models.seqgan_figures import PAPER_ORACLE_NLL
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, c) in enumerate(curves.items()):
         color = f"C{i % 10}"

@@ -8,7 +8,7 @@ from gankit.distributed import Dist
 from gankit.errors import GankitError
 from gankit.losses import get_loss
 from gankit.models.augment import DiffAugment, POLICIES, cutout, r1_penalty, translation
-from gankit.models.common import adversarial_step, d_loss
+from gankit.models.adversarial import adversarial_step, d_loss
 from gankit.runs import RunDir, load_checkpoint
 from gankit.trainer import Updater, build_model
 

@@ -29,7 +29,7 @@ def test_bench_prints_one_json_line(capsys):
 def test_bench_times_what_train_runs_unless_as_reference(capsys):
     """`gankit bench cgan` is the shipped cgan config (alternating, bce); --as-reference is
     PyTorch-GAN's cgan.py setting (simultaneous updates, lsgan)."""
-    from gankit.config import build_config
+    from gankit import build_config
     trained = build_config("cgan").model
     assert cli(["bench", "cgan", "--steps", "1", "--warmup", "0", "--batch-size", "8"]) == 0
     assert cli(["bench", "cgan", "--steps", "1", "--warmup", "0", "--batch-size", "8", "--as-reference"]) == 0

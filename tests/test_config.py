@@ -1,6 +1,7 @@
 import pytest
 
-from gankit.config import DataConfig, build_config, load_yaml, parse_override, shipped_configs
+from gankit import build_config
+from gankit.config import DataConfig, load_yaml, parse_override, shipped_configs
 from gankit.errors import GankitError
 from gankit.models import MODELS
 

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from gankit.cli import main as cli
-from gankit.config import DataConfig, build_config
+from gankit import build_config
+from gankit.config import DataConfig
 from gankit.data import Dataset, load_data
 from gankit.models import MODELS
 from gankit.metrics.paired import label_metrics, load_palette, pick_palette

@@ -88,7 +88,7 @@ def test_two_ranks_match_one_process_on_the_global_batch(model, tmp_path):
     for k, v in one["model"].items():
         torch.testing.assert_close(ddp["model"][k], v, rtol=1e-4, atol=atol, msg=k)
     # and training did move the weights (the comparison is not between two initialisations)
-    from gankit.config import build_config
+    from gankit import build_config
     from gankit.trainer import build_model
     torch.manual_seed(0)
     init, _ = build_model(build_config(model, overrides=TINY + sets), torch.device("cpu"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gankit import __version__, build_config, train
+from gankit import __version__, build_config, run_config, train
 from gankit import cpu
 from gankit.cli import main as cli
 from gankit.report import direction, write_report
@@ -37,7 +37,7 @@ def test_sample_on_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_the_cache_directory_is_announced_when_created(tmp_path, monkeypatch, capsys):
-    from gankit.metrics.evaluate import cache_dir
+    from gankit.evaluate import cache_dir
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
     assert cache_dir() == tmp_path / "cache"
     err = capsys.readouterr().err
@@ -109,12 +109,12 @@ def test_steps_on_the_command_line_win_over_a_config_counting_epochs(tmp_path, c
     args = ["train", "gan", "--config", str(cfg), "--steps", "3", "--out", str(run), "--no-progress",
             "--set", *TINY["gan"], "train.log_every=1", "train.checkpoint_every=3", "train.sample_every=3"]
     assert cli(args) == 0, capsys.readouterr().err
-    assert RunDir(run).config().train.epochs == 0
+    assert run_config(run).train.epochs == 0
     assert max(r["step"] for r in RunDir(run).metrics()) == 3
 
 
 def test_a_run_config_with_a_retired_key_still_loads():
-    from gankit.config import config_from_dict
+    from gankit import config_from_dict
     data = build_config("cyclegan").to_dict()
     data["model"]["palette"] = "auto"  # written by gankit before data.palette
     with pytest.warns(UserWarning, match="model.palette"):

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gankit.config import DataConfig, _all_keys, build_config
+from gankit import build_config
+from gankit.config import DataConfig, _all_keys
 from gankit.data import images, load_data
 from gankit.errors import GankitError
 from gankit.runs import load_checkpoint, save_checkpoint

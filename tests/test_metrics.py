@@ -84,7 +84,7 @@ def test_inception_score_bounds():
 
 def test_generated_samples_are_shuffled_across_labels():
     # per-label generation must not leave one class per Inception-Score split
-    from gankit.metrics.evaluate import _generate
+    from gankit.evaluate import _generate
 
     class Run:
         class model:  # noqa: N801
@@ -127,7 +127,7 @@ def test_fit_classifier_saves_weights_only_file(tmp_path):
 
 
 def test_eval_needs_features_for_non_builtin_data():
-    from gankit.metrics.evaluate import feature_network
+    from gankit.evaluate import feature_network
     with pytest.raises(GankitError, match="fit-classifier"):
         feature_network("mnist:/somewhere", None, None)
 

@@ -273,7 +273,7 @@ def test_nan_stops_naming_step_and_loss_and_keeps_good_checkpoint(tmp_path, monk
 def test_nan_parameters_are_never_saved(tmp_path, monkeypatch):
     """Even with logging off the checkpoint path, NaN weights never reach a checkpoint."""
     import gankit.trainer as trainer
-    from gankit.config import build_config
+    from gankit import build_config
     run = tmp_path / "run"
     monkeypatch.setattr(trainer._Trainer, "_check_losses", lambda self, pending: None)
     _nan_at(monkeypatch, 13, poison_params=True)

@@ -153,7 +153,7 @@ def test_crafted_yaml_is_refused(tmp_path, good_run, capsys):
 
 def test_npz_with_object_arrays_is_refused(tmp_path, capsys):
     """Parameter files load with allow_pickle=False: the SeqGAN oracle (`oracle:PARAMS.npz`)."""
-    from gankit.data.text import ORACLE_ARRAYS
+    from gankit.data.oracle import ORACLE_ARRAYS
     marker = tmp_path / "pwned"
     npz = tmp_path / "oracle.npz"
     arrays = {k: np.zeros((2, 2), np.float32) for k in ORACLE_ARRAYS}

@@ -11,11 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from gankit.cli import main as cli
-from gankit.config import DataConfig, build_config
-from gankit.data.text import ORACLE_ARRAYS, decode, encode, load_oracle, load_text, sample_logits
+from gankit import build_config, run_config
+from gankit.config import DataConfig
+from gankit.data.oracle import ORACLE_ARRAYS, load_oracle
+from gankit.data.text import decode, encode, load_text
+from gankit.layers import sample_logits, token_nll
 from gankit.errors import GankitError
 from gankit.models.seqgan import SeqGAN, bf16_ok
-from gankit.report import oracle_curve
+from gankit.models.seqgan_figures import oracle_curve
 from gankit.runs import RunDir
 
 from conftest import SHARED_DATA
@@ -65,15 +68,21 @@ def oracle_npz(tmp_path):
 def tiny_model(npz, extra=()):
     cfg = build_config("seqgan", overrides=[*TINY, f"data.spec=oracle:{npz}", *extra])
     data = load_oracle(str(npz), cfg.data)
-    model = SeqGAN(cfg.model, data, cfg.train)
-    model.pretrain = cfg.extra["pretrain"]
+    model = SeqGAN(cfg.model, data.info, cfg.train)
+    model.data = data  # (for the tests: the trainer hands data to the model only through batches and arguments)
     opts = model.configure_optimizers()
 
     def update(name, loss):
         opts[name].zero_grad()
         loss.backward()
         opts[name].step()
+    update.optimizers = opts
     return model, update
+
+
+def all_tokens(model):
+    """One trainer batch of every SeqGAN phase: a shuffled pass over the training sequences."""
+    return {"tokens": model.data.tensors["tokens"][torch.randperm(len(model.data.tensors["tokens"]))]}
 
 
 def test_oracle_npz_reproduces_hand_computed_logits(oracle_npz):
@@ -91,7 +100,7 @@ def test_oracle_npz_reproduces_hand_computed_logits(oracle_npz):
         h = o * np.tanh(c)
         want.append(h @ a["Wo"] + a["bo"])
         x = a["g_embeddings"][tokens[0, t]]
-    got = data.oracle.logits(torch.as_tensor(tokens))[0].numpy()
+    got = data.oracle(torch.as_tensor(tokens))[0].numpy()
     np.testing.assert_allclose(got, np.stack(want), rtol=1e-4, atol=1e-4)
 
 
@@ -162,7 +171,8 @@ def test_rewards_shape_final_reward_and_batched_rollouts_match_step_by_step(orac
                 for b in range(B):
                     x, state, seq = torch.tensor([R.start_token]), None, y[b, :g].tolist()
                     for t in range(T):
-                        logits, state = R.step(x, state)
+                        h, state = R.advance(x, state)
+                        logits = R.out(h)
                         if t >= g:
                             tok = sample_logits(logits, u[g - 1, n * B + b, t].view(1))
                             seq.append(int(tok))
@@ -178,11 +188,11 @@ def test_policy_gradient_raises_log_prob_of_rewarded_sequence(oracle_npz):
         def prob_real(self, tokens, **kw):
             return (tokens[:, 0] == 3).float()
     model.D = StartsWith3()
-    model.phase = "adversarial"
+    model.start_adversarial(update.optimizers)
     first = lambda: torch.log_softmax(model.G(torch.zeros(1, T, dtype=torch.long))[0, 0], -1)[3].item()  # noqa: E731
     before = first()
-    for _ in range(5):
-        out = model.train_step({}, update)
+    for step in range(5):
+        out = model.adversarial_step(all_tokens(model), update, step)
     assert first() > before + 0.5
     assert torch.isfinite(out["loss_g"])
 
@@ -191,12 +201,12 @@ def test_pg_bleu_rewards_training_sequences_and_trains_no_d(oracle_npz):
     model, update = tiny_model(oracle_npz[0], ["model.reward=bleu", "model.reward_bleu_n=3",
                                                "model.mle_baseline=false", "train.batch_size=8"])
     real = model.data.tensors["tokens"][:4]
+    model.start_adversarial(update.optimizers)
+    d_before = [p.clone() for p in model.D.parameters()]
+    out = model.adversarial_step(all_tokens(model), update, 0)  # builds the BLEU references from its batch
     assert torch.allclose(model.score(real), torch.ones(4))  # a training sequence has BLEU 1
     off = torch.full((1, T), V - 1)  # one token repeated: at most one unigram clip per reference
     assert model.score(off).item() < 0.5
-    model.phase = "adversarial"
-    d_before = [p.clone() for p in model.D.parameters()]
-    out = model.train_step({}, update)
     assert "loss_d" not in out and 0 <= out["reward"] <= 1
     assert all(torch.equal(a, b) for a, b in zip(d_before, model.D.parameters()))
     with pytest.raises(GankitError, match="model.reward"):
@@ -209,11 +219,9 @@ def test_scheduled_sampling_ramps_and_reduces_to_teacher_forcing(oracle_npz):
     torch.testing.assert_close(model.scheduled_logits(model.G, y, 0.0), model.G(y))  # p=0: teacher forcing
     own = model.scheduled_logits(model.G, y, 1.0)
     assert own.shape == model.G(y).shape and not torch.allclose(own, model.G(y))
-    model.phase = "mle"
     ramp = []
     for step in range(3):
-        model.step = step
-        ramp.append(float(model.train_step({}, update)["p_own_token"]))
+        ramp.append(float(model.mle_step(all_tokens(model), update, step)["p_own_token"]))
     assert ramp == pytest.approx([0.0, 0.25, 0.5])
     with pytest.raises(GankitError, match="scheduled_sampling"):
         build_config("seqgan", overrides=["pretrain.scheduled_sampling=1.5"])
@@ -222,13 +230,12 @@ def test_scheduled_sampling_ramps_and_reduces_to_teacher_forcing(oracle_npz):
 def test_mle_lowers_nll_and_rollout_follows_g(oracle_npz):
     model, update = tiny_model(oracle_npz[0])
     held = model.data.held_out["tokens"]
-    before = model.nll(held)
-    for _ in range(5):
-        model.phase = "mle"
-        model.train_step({}, update)
-    assert model.nll(held) < before - 0.1
-    assert model.nll_oracle(64) > 0
-    model.start_adversarial()
+    before = model.G.nll(held)
+    for step in range(5):
+        model.mle_step(all_tokens(model), update, step)
+    assert model.G.nll(held) < before - 0.1
+    assert model.nll_oracle(model.data.oracle) > 0
+    model.start_adversarial(update.optimizers)
     with torch.no_grad():
         for p in model.G.parameters():
             p.add_(1.0)
@@ -240,10 +247,12 @@ def test_mle_lowers_nll_and_rollout_follows_g(oracle_npz):
 def test_batched_oracle_nll_matches_oracle_log_softmax(oracle_npz):
     model, _ = tiny_model(oracle_npz[0])
     x = model.G.sample(300, T)
-    ref = model.oracle.nll(x)
-    assert model.oracle_nll(x, chunk=64) == pytest.approx(ref, abs=1e-5)
-    assert abs(model.oracle_nll(x, bf16=True) - ref) < 1e-3  # the eval_bf16 claim
-    assert model.nll(x) == pytest.approx(-model.G.log_prob(x).mean().item(), abs=1e-5)  # NLL-test
+    oracle = model.data.oracle
+    ref = -torch.log_softmax(oracle(x), -1).gather(-1, x.unsqueeze(-1)).mean().item()  # plain log-softmax
+    assert oracle.nll(x) == pytest.approx(ref, abs=1e-5)
+    assert token_nll(oracle.out, oracle.hidden(x), x, chunk=64).mean().item() == pytest.approx(ref, abs=1e-5)
+    assert abs(oracle.nll(x, bf16=True) - ref) < 1e-3  # the eval_bf16 claim
+    assert model.G.nll(x) == pytest.approx(-model.G.log_prob(x).mean().item(), abs=1e-5)  # NLL-test
 
 
 def test_discriminator_channels_last_convs_match_conv1d(oracle_npz):
@@ -264,7 +273,7 @@ def test_text_vocabulary_round_trip_unknown_words_and_blank_lines(tmp_path):
     ref = tmp_path / "ref.txt"
     ref.write_text("a dog by a zebra\n\n", encoding="utf-8")
     data = load_text(str(train), DataConfig(reference=str(ref)))
-    vocab = data.info["vocab"]
+    vocab = data.info.vocab
     assert vocab[:3] == ["<pad>", "<end>", "<unk>"] and "café" in vocab and "\u3000" not in "".join(vocab)
     tokens = data.tensors["tokens"]
     assert tokens.shape == (3, 6)  # blank lines skipped; longest line 5 words + <end>
@@ -312,7 +321,8 @@ def test_cli_train_resume_mid_adversarial_and_sample(oracle_npz, tmp_path, capsy
     evals = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert "nll_oracle_mle_baseline" in evals[-1] and "nll_test" in evals[-1]
     # the learning-curve figure (the paper's Figure 2) is part of the run's report
-    curve = oracle_curve(RunDir(run).metrics(), RunDir(run).config().extra["pretrain"])
+    pretrain = run_config(run).model.pretrain
+    curve = oracle_curve(RunDir(run).metrics(), pretrain.g_epochs, pretrain.d_rounds)
     assert curve["seqgan"] and curve["mle_continuing"] and curve["seqgan"][0][0] == 2  # epoch 1 MLE + round 1
     assert (run / "figures" / "nll_oracle.png").is_file()
     assert "figures/nll_oracle.png" in (run / "report.html").read_text()
@@ -337,7 +347,7 @@ def test_cli_train_resume_mid_adversarial_and_sample(oracle_npz, tmp_path, capsy
 @pytest.mark.skipif(not (SHARED_DATA / "seqgan" / "oracle_lstm_params.npz").is_file(), reason="no shared data")
 def test_paper_oracle_loads():
     data = load_oracle(str(SHARED_DATA / "seqgan" / "oracle_lstm_params.npz"), DataConfig(num_samples=50))
-    assert data.info["vocab_size"] == 5000 and data.tensors["tokens"].shape == (50, 20)
+    assert data.info.vocab_size == 5000 and data.tensors["tokens"].shape == (50, 20)
     assert 0 < data.oracle.nll(data.held_out["tokens"]) < 10
 
 

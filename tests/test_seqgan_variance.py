@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from gankit.cli import main as cli
-from gankit.config import build_config
+from gankit import build_config
 from gankit.errors import GankitError
 from gankit.models.seqgan import baseline
 from gankit.runs import RunDir
 
-from test_seqgan import TINY, T, oracle_npz, tiny_model  # noqa: F401  (oracle_npz is a fixture)
+from test_seqgan import TINY, T, all_tokens, oracle_npz, tiny_model  # noqa: F401  (oracle_npz is a fixture)
 
 KEYS = [["model.reward_baseline=batch_mean"], ["model.reward_baseline=prefix_mean"], ["model.adv_lr=0.002"],
         ["model.keep_best=nll_test", "train.eval_every=1"]]
@@ -79,8 +79,8 @@ def test_round_logs_d_accuracy_before_d_trains_and_reward_variance(oracle_npz, b
     model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false"])
     with torch.no_grad():
         model.D.out.bias.copy_(torch.tensor(bias))  # D says "real" (or "fake") to everything
-    model.phase = "adversarial"
-    out = model.train_step({}, update)
+    model.start_adversarial(update.optimizers)
+    out = model.adversarial_step(all_tokens(model), update, 0)
     assert out["d_acc_real"].item() == real and out["d_acc_fake"].item() == fake
     for k in ("reward_var", "reward_rollout_var", "adv_sq"):
         assert out[k].shape == () and torch.isfinite(out[k]) and out[k] >= 0, k
@@ -93,40 +93,41 @@ def test_round_logs_d_accuracy_before_d_trains_and_reward_variance(oracle_npz, b
 @pytest.mark.parametrize("keys", KEYS, ids=lambda k: k[0].split(".")[1])
 def test_each_key_takes_a_finite_step_that_moves_g(oracle_npz, keys):
     model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", *keys])
-    model.phase, model.step = "adversarial", 0
+    model.start_adversarial(update.optimizers)
     before = [p.clone() for p in model.G.parameters()]
-    out = model.train_step({}, update)
+    out = model.adversarial_step(all_tokens(model), update, 0)
     assert all(torch.isfinite(v).all() for v in out.values())
     assert out["reward_pos"].shape == (T,) and out["loss_g"].shape == ()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
     want = model.cfg.adv_lr or model.train_cfg.lr
-    assert model.opts["g_adv"].param_groups[0]["lr"] == want and model.opts["g_mle"].param_groups[0]["lr"] == 0.01
+    opts = update.optimizers
+    assert opts["g_adv"].param_groups[0]["lr"] == want and opts["g_mle"].param_groups[0]["lr"] == 0.01
     if model.G_best is not None:
-        assert out["nll_test_best"].shape == () and model.final_G() is model.G_best
+        assert model.final_G() is model.G_best
+        assert "nll_test_best" in model.evaluate(model.data)
 
 
 def test_keep_best_keeps_the_lowest_nll_test_copy(oracle_npz):
     model, update = tiny_model(oracle_npz[0], ["model.keep_best=nll_test", "train.eval_every=2"])
     held = model.data.held_out["tokens"]
     random_init = {k: v.clone() for k, v in model.G.state_dict().items()}
-    model.start_adversarial()  # the pre-trained (here: untrained) G is the first candidate
-    assert model.best_nll_test.item() == pytest.approx(model.nll(held))
-    for _ in range(3):
-        model.phase = "mle"
-        model.train_step({}, update)
+    model.start_adversarial(update.optimizers)  # the pre-trained (here: untrained) G is the first candidate
+    for step in range(3):
+        model.mle_step(all_tokens(model), update, step)
     trained = {k: v.clone() for k, v in model.G.state_dict().items()}
-    model.step = 0  # (step + 1) % eval_every != 0: not a checking step, the copy stays
-    model.phase = "adversarial"
-    model.train_step({}, update)
+    model.adversarial_step(all_tokens(model), update, 0)  # not an evaluation: the copy stays
     assert all(torch.equal(model.G_best.state_dict()[k], random_init[k]) for k in random_init)
-    model.G.load_state_dict(trained)
-    model.keep_if_best()  # lower NLL-test: copied
-    best = model.nll(held)
     model.G.load_state_dict(random_init)
-    model.keep_if_best()  # higher: the copy stays
-    assert model.best_nll_test.item() == pytest.approx(best) and model.nll(held, G=model.G_best) == pytest.approx(best)
+    model.keep_if_best(held)  # scores the pending candidate first
+    assert model.best_nll_test.item() == pytest.approx(model.G.nll(held))
+    model.G.load_state_dict(trained)
+    model.keep_if_best(held)  # lower NLL-test: copied
+    best = model.G.nll(held)
+    model.G.load_state_dict(random_init)
+    model.keep_if_best(held)  # higher: the copy stays
+    assert model.best_nll_test.item() == pytest.approx(best) and model.G_best.nll(held) == pytest.approx(best)
     assert all(torch.equal(model.G_best.state_dict()[k], trained[k]) for k in trained)
-    assert model.final_G() is model.G_best and "nll_oracle_best" in model.evaluate()
+    assert model.final_G() is model.G_best and "nll_oracle_best" in model.evaluate(model.data)
 
 
 @pytest.mark.parametrize("keys", [KEYS[0] + KEYS[2], KEYS[1], KEYS[3]], ids=["batch_mean+adv_lr", "prefix_mean",

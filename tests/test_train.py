@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from gankit import build_config, load_run, train
+from gankit import build_config, load_run, train, run_config
 from gankit.cli import main
 from gankit.runs import RunDir, load_checkpoint
 
@@ -75,7 +75,7 @@ def test_cli_train_sample_report(tmp_path, capsys):
             "--set", *TINY["cgan"], "--set", "train.log_every=2", "train.sample_every=2", "--no-progress"]
     assert main(args) == 0
     assert "run directory" in capsys.readouterr().out
-    cfg = RunDir(run).config()
+    cfg = run_config(run)
     assert cfg.train.seed == 3 and cfg.train.batch_size == 16 and cfg.model.g_hidden == [16, 32]
 
     grid = tmp_path / "grid.png"

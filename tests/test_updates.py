@@ -5,9 +5,10 @@ import copy
 import pytest
 import torch
 
-from gankit.config import build_config
+from gankit import build_config
 from gankit.errors import GankitError
-from gankit.models.common import Dropout, d_real_fake, has_batchnorm
+from gankit.layers import Dropout
+from gankit.models.adversarial import d_real_fake, has_batchnorm
 from test_models import _build, _update_fn
 
 

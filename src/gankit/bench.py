@@ -1,9 +1,8 @@
 """`gankit bench MODEL`: time full training steps (every update of one step, data included).
 
-The model, data, optimizers and `update` are built by the trainer's own pieces
-(`build_model`, `Updater`, `_compile`, the bf16 autocast), so what is timed is what
-`gankit train MODEL` runs (its shipped config and default data), minus logging and
-checkpoints. `--as-reference` times instead the setting that `benchmarks/reference/`
+The model, data, optimizers, phases and `update` are built by the trainer's own `setup`,
+and each timed step is `Engine.step`, so what is timed is what `gankit train MODEL` runs
+(its shipped config and default data), minus logging and checkpoints. `--as-reference` times instead the setting that `benchmarks/reference/`
 implements (REFERENCE below: the reference's shapes, batch, loss and update order), so
 the numbers compare directly with the reference scripts; `benchmarks/speed.py` uses it.
 """
@@ -17,18 +16,17 @@ from typing import Any, Callable
 
 import torch
 
-from .config import build_config
-from .cpu import pick_threads
-from .distributed import Dist
+from .api import build_config
 from .errors import GankitError
 from .models import MODELS
+from .trainer import setup as setup_engine
 
 # Per model: the batch size and overrides of the reference setting (sizes as the issue
 # lists them). Data is the built-in `digits` set resized to the reference shape: the
 # timings do not depend on what the pixels show, and the reference sees the same shape.
 REFERENCE: dict[str, dict[str, Any]] = {
     "gan": {"batch": 128, "set": ["data.size=28", "data.channels=1"]},
-    # the reference scripts' update orders too (models/common.adversarial_step): PyTorch-GAN's
+    # the reference scripts' update orders too (models/adversarial.adversarial_step): PyTorch-GAN's
     # cgan.py takes both players' gradients at the same point; PyTorch's DCGAN example reuses
     # D's fakes for G's update. gankit's training defaults are the papers' alternating order.
     "cgan": {"batch": 64, "set": ["data.size=32", "data.channels=1", "model.loss=lsgan",
@@ -66,8 +64,6 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     `step_fn()` runs one full training step (or, for seqgan `phase="nll"`, one NLL-oracle
     evaluation: sample `model.eval_samples` sequences and score them under the oracle). Used by `bench` and by `benchmarks/speed.py`.
     """
-    from .trainer import Updater, _compile, build_model, pick_device
-
     if model not in MODELS:
         known = ", ".join(sorted(MODELS))
         raise GankitError(f"model '{model}' is not registered in this gankit (have: {known}); "
@@ -78,59 +74,42 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     sets = list(ref["set"]) + ([f"train.batch_size={batch}"] if batch else []) + QUIET + list(overrides)
     cfg = build_config(model, overrides=sets + [f"train.device={device}"])
     t = cfg.train
-    dev = pick_device(t.device)
-    if dev.type == "cpu" or t.threads:
-        torch.set_num_threads(pick_threads(t.threads, current=torch.get_num_threads())[0])
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(t.seed)
-    net, data = build_model(cfg, dev)
-    update = Updater(net.configure_optimizers(), Dist(), t.grad_clip)
-    if t.compile:
-        _compile(net)
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp)
-    reals = getattr(net, "reals_per_step", 1)
+    engine = setup_engine(cfg)
+    net, data, dev = engine.model, engine.data, engine.device
     net.train()
 
     phase = phase or ref.get("phase")
-    if phase is not None:
-        if not hasattr(net, "phases"):
-            raise GankitError(f"--phase is for models with phases (seqgan); {model} has none")
-        names = [name for name, _ in net.phases(t.steps)] + (["nll"] if hasattr(net, "evaluate") else [])
-        if PHASES.get(phase, phase) not in names:
-            raise GankitError(f"{model} has no phase '{phase}' (have: {', '.join(names)})")
+    names = [p.name for p in engine.phases]
+    if phase is not None and PHASES.get(phase, phase) not in names + (["nll"] if data.oracle is not None else []):
+        raise GankitError(f"{model} has no phase '{phase}' (have: {', '.join(names)})")
 
     if phase == "nll":
         # NLL-oracle alone (sample eval_samples sequences, score them under the oracle), as
-        # the reference times it; `evaluate()` also adds NLL-test and the MLE baseline's NLL.
+        # the reference times it; evaluation also adds NLL-test and the MLE baseline's NLL.
         def step() -> None:
             net.eval()
-            with torch.no_grad():
-                net.nll_oracle() if hasattr(net, "nll_oracle") else net.evaluate()
+            net.nll_oracle(data.oracle)
             net.train()
-        samples = int(getattr(cfg.model, "eval_samples", 0) or t.batch_size)
+        samples = cfg.model.eval_samples
     else:
-        if phase is not None:
-            net.phase = PHASES.get(phase, phase)
-        batches = data.batches(t.batch_size * reals, t.seed)
+        index = names.index(PHASES.get(phase, phase)) if phase is not None else len(names) - 1
+        chosen, batches = engine.phases[index], engine.batches(index, 0)
+        if chosen.start is not None:  # e.g. SeqGAN's adversarial phase starts from the current G
+            chosen.start(engine.optimizers)
 
         def step() -> None:
-            batch_ = next(batches)
-            with autocast:
-                net.train_step(batch_, update)
+            engine.step(chosen, next(batches), 0)
         samples = t.batch_size
         if phase == "pretrain":  # one MLE epoch over the training sequences
-            n = len(next(iter(data.tensors.values())))
-            samples = n // min(t.batch_size, n) * min(t.batch_size, n)
+            samples = chosen.batch_size // min(t.batch_size, chosen.batch_size) * min(t.batch_size, chosen.batch_size)
 
     info = {"model": model, "setting": "reference" if as_reference else "train", "device": str(dev),
             "batch": t.batch_size, "phase": phase,
             "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,
             "threads": torch.get_num_threads(),
-            "updates": getattr(cfg.model, "updates", None), "reuse_fakes": getattr(cfg.model, "reuse_fakes", None),
-            "shape": [data.info.get("channels"), data.info.get("size")] if data.kind == "image" else None}
+            "updates": getattr(cfg.model, "updates", None),  # (image GANs' AdversarialConfig keys)
+            "reuse_fakes": getattr(cfg.model, "reuse_fakes", None),
+            "shape": [data.info.channels, data.info.size] if data.kind == "image" else None}
     return step, samples, info, data
 
 

@@ -27,7 +27,8 @@ def _compact_warnings() -> None:
 def _config_epilog(model: str | None = None) -> str:
     """The data.* and train.* keys with their defaults: MODEL's own (its shipped config)
     for `gankit train MODEL --help`, else the generic dataclass defaults."""
-    from .config import DataConfig, TrainConfig, build_config, describe
+    from .api import build_config
+    from .config import DataConfig, TrainConfig, describe
     if model:
         cfg = build_config(model)
         sections = (("data", cfg.data), ("train", cfg.train))
@@ -52,9 +53,7 @@ def _help_model(argv: list[str]) -> str | None:
 
 
 def cmd_train(args) -> int:
-    from .config import build_config, parse_override, set_key, validate
-    from .runs import RunDir
-    from .trainer import train
+    from .api import build_config, resume, train
     overrides = [o for group in args.set for o in group]
     cli = {"data.spec": args.data, "train.steps": args.steps, "train.epochs": args.epochs,
            "train.batch_size": args.batch_size, "train.seed": args.seed, "train.device": args.device}
@@ -64,19 +63,10 @@ def cmd_train(args) -> int:
         cli["train.progress"] = False
     cli_overrides = [f"{k}={v}" for k, v in cli.items() if v is not None]
     if args.resume:
-        run = RunDir(args.resume)
-        if not run.path.is_dir():
-            raise GankitError(f"run directory not found: {run.path}")
-        cfg = run.config()
-        if args.model and args.model != cfg.name:
-            raise GankitError(f"{run.path} is a '{cfg.name}' run, not '{args.model}'")
         if args.data or args.config or args.out or args.overwrite:
             raise GankitError("--data, --config, --out and --overwrite cannot be used with --resume "
                               "(the run continues in its own directory with its own data)")
-        for text in cli_overrides + overrides:
-            set_key(cfg, *parse_override(text))
-        validate(cfg)
-        out = train(cfg, resume=run.path)
+        out = resume(args.resume, cli_overrides + overrides, model=args.model)
     else:
         if not args.model:
             raise GankitError("name a model to train (gankit list shows them), or --resume RUN_DIR")
@@ -118,7 +108,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .config import build_config, describe, shipped_configs
+    from .api import build_config
+    from .config import describe, shipped_configs
     from .data import DATASETS
     from .losses import LOSSES
     from .models import MODELS
@@ -153,7 +144,7 @@ def cmd_download(args) -> int:
 
 def cmd_eval(args) -> int:
     import json
-    from .metrics.evaluate import evaluate_run
+    from .evaluate import evaluate_run
     result = evaluate_run(args.run_dir, features=args.features, inception=args.inception, n=args.n,
                           batch_size=args.batch_size, reference=args.reference, seed=args.seed,
                           device=args.device, protocol=args.protocol, resize=args.resize,

@@ -252,7 +252,7 @@ def _train_to(plan: Plan, job: Job, run_dir: Path, target: int, features: str | 
     return the seconds of training this took. That is the trainer's elapsed time from the
     checkpoint to the last log record, so the sampling and evaluation at each chunk's end
     (which a checkpoint's elapsed_s includes) are not charged to the budget."""
-    from . import build_config
+    from . import build_config, run_config
     from .config import set_key, validate
     from .runs import RunDir
     from .trainer import train
@@ -262,7 +262,7 @@ def _train_to(plan: Plan, job: Job, run_dir: Path, target: int, features: str | 
         train(cfg, out=run_dir, overwrite=True)
         before = 0.0
     elif ckpt[0] < target:
-        cfg = RunDir(run_dir).config()
+        cfg = run_config(run_dir)
         set_key(cfg, "train.steps", target)
         validate(cfg)
         train(cfg, resume=run_dir)
@@ -280,7 +280,7 @@ def _steps_for(seconds: float, progress: dict, rate: float) -> int:
 
 
 def _evaluate(plan: Plan, run_dir: Path, features: str | None) -> dict:
-    from .metrics.evaluate import evaluate_run
+    from .evaluate import evaluate_run
     rec = evaluate_run(run_dir, features=features, n=plan.n, reference="train", seed=0, device=plan.device)
     return {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not k.startswith("accuracy_class")}
 
@@ -444,8 +444,8 @@ def real_floor(plan: Plan, out: str | Path) -> dict:
     (`--set data.holdout=N`); images at the feature network's own size."""
     import dataclasses
     from . import build_config
-    from .metrics.evaluate import feature_network, reference_features, score
-    from .trainer import pick_device
+    from .evaluate import feature_network, reference_features, score
+    from .distributed import pick_device
     job = jobs_of(plan)[0]
     data_cfg = build_config(job.model, job.files, _overrides(plan, job)).data
     net = feature_network(plan.data, _features(plan, Path(out)), None, str(pick_device(plan.device)))

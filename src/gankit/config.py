@@ -1,11 +1,14 @@
 """Typed configuration: dataclasses, YAML files that hold only differences, dotted overrides.
 
-A run's config has four sections:
+A run's config has three sections:
 
     model   the model's own dataclass (e.g. `cgan.CGANConfig`): architecture and loss
     data    `DataConfig`: which data set and how to prepare it
     train   `TrainConfig`: steps, batch, optimiser, device, logging and checkpoint cadence
-    extra   model-specific phase sections (SeqGAN's `pretrain`) declared by the model
+
+A dataclass field of the model's config (SeqGAN's `pretrain`) is a section of its own in
+keys and files (`pretrain.g_epochs=5`). This module knows no model: `gankit.build_config`
+(api.py) looks the model's dataclass up in the registry and calls `make_config`.
 
 Overrides are `section.key=value` strings. An unknown key or a value of the wrong type
 raises a `GankitError` naming the key and the nearest valid one, so a typo never
@@ -13,10 +16,14 @@ silently does nothing.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import math
+import textwrap
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -122,17 +129,25 @@ class RunConfig:
     model: Any
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    extra: dict[str, Any] = field(default_factory=dict)
-    """model-declared extra sections, e.g. SeqGAN's {'pretrain': PretrainConfig}"""
+
+    def nested(self) -> dict[str, Any]:
+        """The model config's own sub-sections (dataclass fields), e.g. SeqGAN's `pretrain`."""
+        return {f.name: getattr(self.model, f.name) for f in fields(self.model)
+                if is_config(getattr(self.model, f.name))}
 
     def sections(self) -> dict[str, Any]:
-        return {"model": self.model, "data": self.data, "train": self.train, **self.extra}
+        return {"model": self.model, "data": self.data, "train": self.train, **self.nested()}
 
     def to_dict(self) -> dict:
         out = {"name": self.name}
         for key, section in self.sections().items():
-            out[key] = dataclasses.asdict(section)
+            out[key] = _flat(section)
         return out
+
+
+def _flat(section) -> dict:
+    """A section's own keys (its nested sections are written as sections of their own)."""
+    return {k: v for k, v in dataclasses.asdict(section).items() if not is_config(getattr(section, k))}
 
 
 # ---------------------------------------------------------------------------- values
@@ -208,7 +223,8 @@ def coerce(value: Any, kind: Any, key: str) -> Any:
 
 
 def _all_keys(cfg: RunConfig) -> list[str]:
-    return [f"{name}.{f.name}" for name, section in cfg.sections().items() for f in fields(section)]
+    return [f"{name}.{f.name}" for name, section in cfg.sections().items() for f in fields(section)
+            if not is_config(getattr(section, f.name))]
 
 
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:
@@ -219,7 +235,7 @@ def set_key(cfg: RunConfig, key: str, value: Any) -> None:
         raise GankitError(f"unknown config key '{key}'{suggest(key, _all_keys(cfg))}")
     section = sections[parts[0]]
     kinds = _field_types(section)
-    if parts[1] not in kinds:
+    if parts[1] not in kinds or is_config(getattr(section, parts[1])):
         raise GankitError(f"unknown config key '{key}'{suggest(key, _all_keys(cfg))}")
     setattr(section, parts[1], coerce(value, kinds[parts[1]], key))
 
@@ -237,7 +253,11 @@ def apply_mapping(cfg: RunConfig, mapping: dict, source: str = "config") -> None
             raise GankitError(f"{source}: section '{section}' must be a mapping"
                               f"{suggest(section, cfg.sections())}")
         for key, value in values.items():
-            set_key(cfg, f"{section}.{key}", value)
+            own = getattr(cfg.sections().get(section), key, None)
+            if is_config(own) and isinstance(value, dict):  # `model: {pretrain: {...}}` spelt nested
+                apply_mapping(cfg, {key: value}, source)
+            else:
+                set_key(cfg, f"{section}.{key}", value)
 
 
 def parse_override(text: str) -> tuple[str, str]:
@@ -270,16 +290,11 @@ def shipped_configs() -> list[Path]:
     return sorted(config_dir().glob("*.yaml"))
 
 
-def build_config(name: str, files: list[str | Path] = (), overrides: list[str] = (),
-                 mapping: dict | None = None) -> RunConfig:
-    """The resolved config: dataclass defaults < configs/NAME.yaml < files < mapping < overrides."""
-    from .models import MODELS  # late import: models import this module
-    from .errors import unknown
-    if name not in MODELS:
-        raise unknown("model", name, MODELS)
-    spec = MODELS[name]
-    cfg = RunConfig(name=name, model=spec.Config(),
-                    extra={k: v() for k, v in getattr(spec, "EXTRA_SECTIONS", {}).items()})
+def make_config(name: str, model_config: type, files: list[str | Path] = (), overrides: list[str] = (),
+                mapping: dict | None = None) -> RunConfig:
+    """The resolved config of model `name` (whose dataclass is `model_config`): dataclass
+    defaults < configs/NAME.yaml < files < mapping < overrides."""
+    cfg = RunConfig(name=name, model=model_config())
     default = config_dir() / f"{name}.yaml"
     if default.is_file():
         apply_mapping(cfg, load_yaml(default), str(default))
@@ -293,16 +308,11 @@ def build_config(name: str, files: list[str | Path] = (), overrides: list[str] =
     return cfg
 
 
-def _has_phases(name: str) -> bool:
-    """Models with phases (SeqGAN) may take train.steps=0: their pre-training phases alone."""
-    from .models import MODELS
-    return hasattr(MODELS.get(name), "phases")
-
-
 def validate(cfg: RunConfig) -> None:
     t = cfg.train
     for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
-        if getattr(t, key) <= 0 and not (key == "steps" and t.steps == 0 and _has_phases(cfg.name)):
+        # a model with pre-training sections (SeqGAN) may take train.steps=0: pre-training alone
+        if getattr(t, key) <= 0 and not (key == "steps" and t.steps == 0 and cfg.nested()):
             raise GankitError(f"train.{key} must be positive, got {getattr(t, key)}")
     for key in ("epochs", "keep_checkpoints", "threads", "eval_every", "samples", "grad_clip", "stop_at"):
         if getattr(t, key) < 0:
@@ -319,10 +329,7 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"data.channels must be 0, 1 or 3, got {cfg.data.channels}")
     if cfg.data.direction not in ("AtoB", "BtoA"):
         raise GankitError(f"data.direction must be AtoB or BtoA, got '{cfg.data.direction}'")
-    for section in [cfg.model, *cfg.extra.values()]:
-        check = getattr(section, "validate", None)
-        if check:
-            check()
+    cfg.model.validate()  # (each model's config validates its nested sections)
 
 
 # Keys older gankit versions wrote into run configs, with what replaced them: a run made
@@ -333,7 +340,6 @@ RETIRED_KEYS = {
 
 
 def _drop_retired(name: str, data: dict) -> dict:
-    import warnings
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for (model, section, key), why in RETIRED_KEYS.items():
         if name == model and isinstance(out.get(section), dict) and key in out[section]:
@@ -343,36 +349,36 @@ def _drop_retired(name: str, data: dict) -> dict:
     return out
 
 
-def config_from_dict(data: dict) -> RunConfig:
-    """Rebuild a RunConfig from `RunConfig.to_dict()` output (a run's config.yaml)."""
+def config_name(data: dict) -> str:
+    """The model name of a `RunConfig.to_dict()` mapping (a run's config.yaml)."""
     if not isinstance(data, dict) or "name" not in data:
         raise GankitError("config has no 'name' (model) entry")
-    from .models import MODELS
-    from .errors import unknown
-    if data["name"] not in MODELS:
-        raise unknown("model", data["name"], MODELS)
-    spec = MODELS[data["name"]]
-    cfg = RunConfig(name=data["name"], model=spec.Config(),
-                    extra={k: v() for k, v in getattr(spec, "EXTRA_SECTIONS", {}).items()})
+    return str(data["name"])
+
+
+def from_dict(data: dict, model_config: type) -> RunConfig:
+    """Rebuild a RunConfig from `RunConfig.to_dict()` output, `model_config` being the
+    dataclass of its model."""
+    cfg = RunConfig(name=config_name(data), model=model_config())
     apply_mapping(cfg, {k: v for k, v in _drop_retired(data["name"], data).items() if k != "name"}, "config")
     return cfg
 
 
 def describe(section) -> list[tuple[str, str, str]]:
-    """(key, default, doc) for each field, from the attribute docstrings in the source."""
-    import ast
-    import inspect
+    """(key, default, doc) for each field, from the attribute docstrings in the source of the
+    section's class and its bases (AdversarialConfig's keys are documented there)."""
     docs: dict[str, str] = {}
-    try:
-        tree = ast.parse(inspect.getsource(type(section)))
-        body = tree.body[0].body
+    for cls in reversed(type(section).__mro__[:-1]):
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+        except (OSError, TypeError, SyntaxError):
+            continue
         for node, nxt in zip(body, body[1:] + [None]):
             if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) \
                     and isinstance(getattr(nxt, "value", None), ast.Constant):
                 docs[node.target.id] = str(nxt.value.value)
-    except (OSError, TypeError, SyntaxError):
-        pass
-    return [(f.name, repr(getattr(section, f.name)), docs.get(f.name, "")) for f in fields(section)]
+    return [(f.name, repr(getattr(section, f.name)), docs.get(f.name, "")) for f in fields(section)
+            if not is_config(getattr(section, f.name))]
 
 
 def is_config(obj) -> bool:

@@ -19,6 +19,31 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .errors import GankitError
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """train.device (auto | cpu | cuda[:N] | mps) as a torch.device; under torchrun, auto and
+    cuda take the process's local rank."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise GankitError("train.device=cuda but no CUDA device is available (use --device cpu)")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    if name in ("cpu", "mps"):
+        return torch.device(name)
+    raise GankitError(f"train.device must be auto, cpu or cuda[:N], got '{name}'")
+
+
+def configure_backend(device: torch.device) -> None:
+    """On CUDA: bind the process to its GPU, autotune convolutions, TF32 matmuls."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
 
 @dataclass
 class Dist:

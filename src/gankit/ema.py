@@ -37,8 +37,8 @@ def fork_rng():
 
 
 def generator_names(model: nn.Module) -> tuple[str, ...]:
-    """The attributes holding the networks that make samples (`GENERATORS`, else ("G",))."""
-    return tuple(getattr(model, "GENERATORS", ("G",)))
+    """The attributes holding the networks that make samples (the model's `GENERATORS`)."""
+    return tuple(model.GENERATORS)
 
 
 def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -125,3 +125,17 @@ class EMA:
                 modules[name].load_state_dict(sd)
         else:
             modules["G"].load_state_dict(state)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module, ema: EMA | None = None):
+    """Eval mode, EMA generators swapped in, training RNG untouched — so sampling or
+    evaluating in the middle of a run never changes what the run does next."""
+    was_training = model.training
+    with fork_rng():
+        model.eval()
+        try:
+            with ema.swapped_in(model) if ema is not None else contextlib.nullcontext(model):
+                yield model
+        finally:
+            model.train(was_training)

@@ -6,7 +6,15 @@ import html
 import json
 from pathlib import Path
 
-from .runs import RunDir, atomic_write_bytes
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+from .diagnostics_panel import hints_html, plot_diagnostics  # noqa: E402
+from .errors import GankitError  # noqa: E402
+from .models import MODELS  # noqa: E402
+from .runs import RunDir, atomic_write_bytes  # noqa: E402
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -53,9 +61,6 @@ def _plot_losses(rows: list[dict], out: Path) -> Path | None:
     keys = sorted({k for r in train_rows for k in r if k.startswith("loss")})
     if not keys:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for k in keys:
         pts = [(r["step"], r[k]) for r in train_rows if r.get(k) is not None]
@@ -86,9 +91,6 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     series = {k: v for k, v in series.items() if len(v) > 1}
     if not series:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     n = len(series)
     cols = min(n, 4)
     rows_ = -(-n // cols)
@@ -107,63 +109,6 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     return out
 
 
-# Yu et al. 2017, Table 1, on the same oracle (the paper's figures for comparison lines)
-PAPER_ORACLE_NLL = {"random": 10.310, "MLE": 9.038, "SS": 8.985, "PG-BLEU": 8.946, "SeqGAN": 8.736}
-
-
-def oracle_curve(rows: list[dict], pretrain) -> dict | None:
-    """SeqGAN's oracle learning curve (the paper's Figure 2) from a run's metrics: NLL-oracle
-    against generator epochs (MLE epochs, then adversarial rounds; D pre-training trains no G
-    and is left off the axis) for SeqGAN and for the MLE-continuing copy of the same
-    pre-trained G. None for runs that log no NLL-oracle (text data, other models)."""
-    evals = [r for r in rows if r.get("eval") and r.get("nll_oracle") is not None]
-    if pretrain is None or not evals:
-        return None
-    g_epochs, d_rounds = pretrain.g_epochs, pretrain.d_rounds
-
-    def epoch(step):
-        return step if step <= g_epochs else max(step - d_rounds, g_epochs)
-    pre_end = [r for r in evals if r["step"] <= g_epochs + d_rounds]
-    seqgan = [(epoch(r["step"]), r["nll_oracle"]) for r in evals if r["step"] > g_epochs + d_rounds]
-    base = [(epoch(r["step"]), r["nll_oracle_mle_baseline"]) for r in evals
-            if r.get("nll_oracle_mle_baseline") is not None]
-    return {"pretrain_epochs": g_epochs,
-            "mle": [(epoch(r["step"]), r["nll_oracle"]) for r in evals if r["step"] <= g_epochs],
-            "seqgan": seqgan, "mle_continuing": base,
-            "nll_after_pretraining": pre_end[-1]["nll_oracle"] if pre_end else None,
-            "best_seqgan": min((v for _, v in seqgan), default=None),
-            "best_mle_continuing": min((v for _, v in base), default=None),
-            "last_seqgan": seqgan[-1][1] if seqgan else None,
-            "last_mle_continuing": base[-1][1] if base else None}
-
-
-def plot_oracle_curve(c: dict, out: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    x0 = c["pretrain_epochs"]
-    start = [(x0, c["nll_after_pretraining"])] if c["nll_after_pretraining"] is not None else []
-    if c["mle"]:
-        ax.plot(*zip(*c["mle"]), ".-", color="grey", label="MLE pre-training")
-    if c["mle_continuing"]:
-        ax.plot(*zip(*(start + c["mle_continuing"])), ".-", color="tab:blue", label="MLE continuing")
-    if c["seqgan"]:
-        ax.plot(*zip(*(start + c["seqgan"])), ".-", color="tab:red", label="SeqGAN")
-    ax.axvline(x0, color="k", lw=0.5, ls=":")
-    ax.axhline(PAPER_ORACLE_NLL["SeqGAN"], color="tab:red", lw=0.5, ls="--", label="paper SeqGAN 8.736")
-    ax.axhline(PAPER_ORACLE_NLL["MLE"], color="tab:blue", lw=0.5, ls="--", label="paper MLE 9.038")
-    ax.set_xlabel("generator epochs (MLE epochs, then adversarial rounds)")
-    ax.set_ylabel("NLL-oracle")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
 def _pick(items: list[Path], k: int) -> list[Path]:
     """At most k items spread evenly, always including the first and last."""
     if len(items) <= k:
@@ -172,15 +117,13 @@ def _pick(items: list[Path], k: int) -> list[Path]:
     return [items[i] for i in idx]
 
 
-def _sample_layout(run: RunDir) -> str:
-    """The model's own words on how its sample grids are laid out (`SAMPLE_LAYOUT`)."""
-    if not run.config_file.is_file():
-        return ""
+def _run_config(run: RunDir) -> dict:
+    """config.yaml as a mapping ({} when missing or damaged: that must not stop the report)."""
     try:
-        from .models import MODELS  # late: the report is also written for runs of unknown models
-        return getattr(MODELS.get(run.config().name), "SAMPLE_LAYOUT", "")
-    except Exception:  # a damaged config.yaml must not stop the report
-        return ""
+        data = run.config_dict() if run.config_file.is_file() else {}
+    except GankitError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -191,18 +134,17 @@ def write_report(run_dir: str | Path) -> Path:
     figures = root / "figures"
     loss_png = _plot_losses(rows, figures / "losses.png")
     eval_png = _plot_eval(rows, figures / "eval.png")
-    from .diagnostics_panel import hints_html, plot_diagnostics
-    loss_name = getattr(run.config().model, "loss", None) if run.config_file.is_file() else None
+    config = _run_config(run)
+    spec = MODELS.get(str(config.get("name")))  # (None for a run of a model this gankit lacks)
+    loss_name = (config.get("model") or {}).get("loss")
     diag_png = plot_diagnostics(rows, figures / "diagnostics.png", loss_name)
-    if run.config_file.is_file():  # SeqGAN on oracle data: the paper's learning-curve figure
-        curve = oracle_curve(rows, run.config().extra.get("pretrain"))
-        if curve and (curve["seqgan"] or curve["mle"]):
-            plot_oracle_curve(curve, figures / "nll_oracle.png")
+    if spec is not None:  # the model's own figures (SeqGAN: the oracle learning curve)
+        spec.report_figures(rows, config, figures)
     grids = sorted(run.samples.glob("step_*.png"))
     texts = sorted(run.samples.glob("step_*.txt"))
     evals = [r for r in rows if r.get("eval")]
     last_train = next((r for r in reversed(rows) if not r.get("eval") and not r.get("event")), None)
-    layout = _sample_layout(run)
+    layout = spec.SAMPLE_LAYOUT if spec is not None else ""
 
     rel = lambda p: html.escape(str(p.relative_to(root)))  # noqa: E731
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gankit report: {html.escape(root.name)}</title>"

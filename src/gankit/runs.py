@@ -26,21 +26,26 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
+from PIL import Image
+from tqdm.auto import tqdm
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock, no run lock
     fcntl = None
 
-from .config import RunConfig, config_from_dict
+from .config import RunConfig
 from .errors import GankitError
 
 FORMAT = "gankit-checkpoint-1"
@@ -182,7 +187,6 @@ class RunDir:
             raise GankitError(f"{self.path} is not empty and is not a gankit run directory (no config.yaml); "
                               "--overwrite only replaces runs, choose another --out")
         if overwrite and self.path.exists():
-            import shutil
             for sub in ("checkpoints", "samples", "tb", "figures"):
                 shutil.rmtree(self.path / sub, ignore_errors=True)
             for f in ("metrics.jsonl", "report.html", "config.yaml"):
@@ -193,14 +197,14 @@ class RunDir:
     def write_config(self, cfg: RunConfig) -> None:
         atomic_write_bytes(self.config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
 
-    def config(self) -> RunConfig:
+    def config_dict(self) -> dict:
+        """config.yaml as written (`gankit.config_from_dict` turns it into a RunConfig)."""
         if not self.config_file.is_file():
             raise GankitError(f"{self.path} is not a gankit run directory (no config.yaml)")
         try:
-            data = yaml.safe_load(self.config_file.read_text(encoding="utf-8"))
+            return yaml.safe_load(self.config_file.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             raise GankitError(f"{self.config_file}: not valid YAML ({e})") from None
-        return config_from_dict(data)
 
     # -- metrics
     def log(self, record: dict[str, Any]) -> None:
@@ -277,6 +281,57 @@ class RunDir:
 
 
 LOCK_NAME = ".lock"
+
+
+class RunLog:
+    """Where a run's records go: metrics.jsonl, TensorBoard (when it is installed) and short
+    messages above the progress bar. Only the writing process (rank 0) logs; messages show
+    only with train.progress on."""
+
+    def __init__(self, run_dir: RunDir, enabled: bool = True, progress: bool = True):
+        self.run_dir, self.enabled, self.progress = run_dir, enabled, progress
+        self.history: list[dict] = []
+        """this run's records so far (the diagnostics hints read them)"""
+        self.tb = None
+        self._bar = None
+
+    def open_tensorboard(self, start: int) -> None:
+        if not self.enabled:
+            return
+        try:  # optional: tensorboard may be missing or broken; metrics.jsonl has everything
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:
+            return
+        self.tb = SummaryWriter(str(self.run_dir.path / "tb"), purge_step=start or None)
+
+    def bar(self, total: int, initial: int, description: str):
+        self._bar = tqdm(total=total, initial=initial, desc=description, dynamic_ncols=True, unit="step",
+                         disable=not (self.progress and self.enabled), file=sys.stderr)
+        return self._bar
+
+    def say(self, text: str | None) -> None:
+        if text and self.enabled and self.progress:
+            (self._bar.write if self._bar is not None else print)(text, file=sys.stderr)
+
+    def record(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.run_dir.log(record)
+        self.history.append(record)
+        if self.tb:
+            prefix = "eval/" if record.get("eval") else ""
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
+                    self.tb.add_scalar(prefix + k, v, record["step"])
+
+    def image(self, path: Path, step: int) -> None:
+        if self.tb and path.suffix == ".png":
+            with Image.open(path) as im:
+                self.tb.add_image("samples", np.asarray(im.convert("RGB")), step, dataformats="HWC")
+
+    def flush(self) -> None:
+        if self.tb:
+            self.tb.flush()
 
 
 class RunLock:

@@ -13,11 +13,11 @@ import torch
 
 from ..config import DataConfig
 from ..errors import GankitError, unknown
-from . import builtin, images, text
-from .dataset import Batch, Dataset
+from . import builtin, images, oracle, text
+from .dataset import Batch, DataInfo, Dataset
 from .transforms import random_crop_flip, resize, uint8_to_float
 
-__all__ = ["Batch", "Dataset", "DATASETS", "load_data", "parse_spec", "resolve_paths"]
+__all__ = ["Batch", "DataInfo", "Dataset", "DATASETS", "load_data", "parse_spec", "resolve_paths"]
 
 
 def _split_holdout(tensors: dict, holdout: int, limit: int):
@@ -51,8 +51,8 @@ def _image_dataset(arrays: dict, cfg: DataConfig, source: str, held_out: dict | 
             rest["label"] = torch.as_tensor(held_out["label"], dtype=torch.long)
     num_classes = int(tensors["label"].max()) + 1 if "label" in tensors else 0
     names = arrays.get("class_names") or [str(i) for i in range(num_classes)]
-    info = {"source": source, "channels": x.shape[1], "size": x.shape[-1],
-            "num_classes": num_classes, "class_names": names}
+    info = DataInfo(source=source, channels=int(x.shape[1]), size=int(x.shape[-1]),
+                    num_classes=num_classes, class_names=[str(n) for n in names])
     return Dataset("image", train, info, held_out=rest)
 
 
@@ -103,8 +103,7 @@ def _translation_dataset(a: np.ndarray, b: np.ndarray, cfg: DataConfig, source: 
         load_palette(palette)  # a bad file fails now, not at the first evaluation
         if Path(palette).expanduser().is_file():
             palette = str(Path(palette).expanduser().resolve())
-    info = {"source": source, "channels": 3, "size": size, "paired_eval": paired, "num_classes": 0,
-            "palette": palette}
+    info = DataInfo(source=source, channels=3, size=size, paired_eval=paired, palette=palette)
     return Dataset("unpaired", tensors, info, held_out=held, transform=transform)
 
 
@@ -134,7 +133,7 @@ def _paired(arg, cfg):
     said = {"val": "val/", "test": "test/ (no val/)", "": "none (no val/ or test/)"}[held_split]
     dataset = _translation_dataset(a, b, cfg, f"paired:{arg} ({cfg.direction}; held out: {said})",
                                    held_a, held_b, paired=True)
-    dataset.info["held_out_split"] = held_split
+    dataset.info.held_out_split = held_split
     return dataset
 
 
@@ -163,7 +162,7 @@ def _text(arg, cfg):
 
 
 def _oracle(arg, cfg):
-    return text.load_oracle(arg, cfg)
+    return oracle.load_oracle(arg, cfg)
 
 
 def _need(arg: str | None, name: str) -> str:

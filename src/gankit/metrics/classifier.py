@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import DataConfig
+from ..data import load_data
+from ..distributed import pick_device
 from ..errors import GankitError
+from ..runs import atomic_write_bytes
 
 FORMAT = "gankit-classifier-1"
 
@@ -97,9 +103,6 @@ def fit_classifier(data_spec: str, out: str | Path, epochs: int = 5, size: int =
     A random `holdout` fraction (fixed by `seed`) is never trained on and gives the accuracy.
     Training uses small random shifts (+-2 px) so the features do not hinge on exact placement.
     """
-    from ..config import DataConfig
-    from ..data import load_data
-    from ..trainer import pick_device
     data = load_data(DataConfig(spec=data_spec, size=size), "image")
     if "label" not in data.tensors:
         raise GankitError(f"fit-classifier needs labelled images; '{data_spec}' has no labels")
@@ -109,7 +112,7 @@ def fit_classifier(data_spec: str, out: str | Path, epochs: int = 5, size: int =
     dev = pick_device(device)
     torch.manual_seed(seed)
     train_idx, test_idx = _split(len(x), holdout, seed)
-    arch = {"channels": int(x.shape[1]), "size": int(x.shape[-1]), "num_classes": int(data.info["num_classes"]),
+    arch = {"channels": int(x.shape[1]), "size": int(x.shape[-1]), "num_classes": data.info.num_classes,
             "width": 32, "feat_dim": 128}
     net = Classifier(**arch).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -128,14 +131,32 @@ def fit_classifier(data_spec: str, out: str | Path, epochs: int = 5, size: int =
     acc = _accuracy(net, x[test_idx].to(dev), y[test_idx].to(dev))
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     meta = {"arch": arch, "size": arch["size"], "channels": arch["channels"], "num_classes": arch["num_classes"],
-            "class_names": list(data.info.get("class_names", [])), "accuracy": acc, "data": data_spec,
-            "source": data.info.get("source", data_spec), "n_train": len(train_idx), "n_heldout": len(test_idx),
+            "class_names": list(data.info.class_names), "accuracy": acc, "data": data_spec,
+            "source": data.info.source or data_spec, "n_train": len(train_idx), "n_heldout": len(test_idx),
             "holdout": holdout, "epochs": epochs, "seed": seed, "fit_seconds": round(time.perf_counter() - t0, 2),
             "weights_sha256": _state_sha256(state), "torch": str(torch.__version__)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "state_dict": state, "meta": meta}, buf)
-    from ..runs import atomic_write_bytes
     atomic_write_bytes(out, buf.getvalue())
     return meta
+
+
+def cache_dir() -> Path:
+    """Where fitted classifiers and reference statistics are kept ($GANKIT_CACHE_DIR, default
+    ~/.cache/gankit); says so on stderr the first time it is created."""
+    path = Path(os.environ.get("GANKIT_CACHE_DIR") or Path.home() / ".cache" / "gankit")
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        print(f"gankit: caching classifiers and reference statistics in {path} "
+              "(set GANKIT_CACHE_DIR to put them elsewhere)", file=sys.stderr)
+    return path
+
+
+def default_digits_classifier(device: str = "cpu") -> Path:
+    """The built-in `digits` data needs no --features: fit (once) and cache a classifier."""
+    path = cache_dir() / "classifiers" / "digits-size32-seed0.pt"
+    if not path.is_file():
+        fit_classifier("digits", path, epochs=8, size=32, seed=0, device=device)
+    return path

@@ -20,6 +20,11 @@ import sys
 import torch
 from torch import Tensor
 
+from ..data import load_data
+from ..ema import evaluating
+from .classifier import cache_dir, default_digits_classifier
+from .features import ClassifierFeatures
+
 COVERED_SHARE = 0.25
 """a class is covered when it takes at least this fraction of its fair share 1/K"""
 MEMO_REFERENCE = 1000
@@ -76,7 +81,7 @@ def image_diagnostics(model, data, n: int, classifier=None, batch_size: int = 25
     data's classes) and memorisation against `data`'s training and held-out images."""
     images = torch.cat([model.sample(min(batch_size, n - i)).float() for i in range(0, n, batch_size)])
     out = {}
-    k = int(data.info.get("num_classes") or 0)
+    k = data.info.num_classes
     if classifier is not None and k and k == classifier.num_classes:
         _, logits = classifier(images)
         out |= class_coverage(logits, k)
@@ -87,10 +92,8 @@ def image_diagnostics(model, data, n: int, classifier=None, batch_size: int = 25
 def diagnostics_classifier(cfg, data, device="cpu"):
     """The domain classifier `train.classifier` names for a run (a features.ClassifierFeatures),
     or None: unlabelled data, `none`, or `auto` on data without a built-in classifier."""
-    from .evaluate import cache_dir, default_digits_classifier
-    from .features import ClassifierFeatures
     choice = cfg.train.classifier.strip()
-    if choice == "none" or not data.info.get("num_classes"):
+    if choice == "none" or not data.info.num_classes:
         return None
     if choice == "auto":
         if cfg.data.spec.split(":")[0].strip().lower() != "digits":
@@ -104,9 +107,6 @@ def diagnostics_classifier(cfg, data, device="cpu"):
 def eval_diagnostics(run, features: str | None = None, device="cpu", seed: int = 0) -> dict:
     """`gankit eval`'s share: image_diagnostics of a LoadedRun's generator (EMA if any) on its
     data, judged by `features` (a fit-classifier file) or the run's own train.classifier."""
-    from ..data import load_data
-    from ..trainer import evaluating
-    from .features import ClassifierFeatures
     cfg = run.config
     data = load_data(cfg.data, "image").to(device)
     clf = ClassifierFeatures(features, device) if features else diagnostics_classifier(cfg, data, device)

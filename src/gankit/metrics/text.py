@@ -9,13 +9,28 @@ implementation equal to `nltk.translate.bleu_score.sentence_bleu(refs, hyp, weig
 smoothing_function=method1)`, made fast by precomputing, for every n-gram, its maximum
 count in any one reference (the clipping count) once for the reference set.
 
-NLL-oracle and NLL-test live with the model (they need the oracle and the generator).
+NLL-oracle (the SeqGAN paper's synthetic-data metric): the mean per-token NLL, under the
+oracle LSTM, of sequences sampled from the generator; NLL-test is a generator's own
+`LanguageModel.nll` of held-out real sequences.
 """
 from __future__ import annotations
 
 import bisect
 import math
 from collections import Counter
+
+import torch
+
+from ..layers import LanguageModel
+
+
+@torch.no_grad()
+def nll_oracle(oracle: LanguageModel, generator: LanguageModel, n: int, seq_len: int,
+               temperature: float = 1.0, bf16: bool = False) -> float:
+    """Mean per-token NLL under `oracle` of n sequences sampled from `generator` (batched;
+    `bf16`: the oracle's V-way projection inside the log-sum-exp in bf16)."""
+    samples = generator.sample(n, seq_len, temperature)
+    return oracle.nll(samples, bf16=bf16)
 
 
 def _ngrams(words: list[str], n: int) -> Counter:

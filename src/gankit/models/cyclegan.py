@@ -26,6 +26,7 @@ change the maths:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,9 @@ from torch import Tensor, nn
 
 from ..errors import GankitError
 from ..losses import d_stats, get_loss
-from .common import adam, init_normal, requires_grad
+from ..data.dataset import DataInfo, Dataset
+from ..layers import adam, init_normal, requires_grad
+from .protocol import Phase
 
 @dataclass
 class CycleGANConfig:
@@ -171,10 +174,10 @@ class CycleGAN(nn.Module):
     DATA_KIND = "unpaired"
     PAPER = "Zhu, Park, Isola & Efros 2017, Unpaired Image-to-Image Translation using Cycle-Consistent GANs"
 
-    def __init__(self, cfg: CycleGANConfig, data, train):
+    def __init__(self, cfg: CycleGANConfig, info: DataInfo, train):
         super().__init__()
-        self.cfg, self.train_cfg, self.data = cfg, train, data
-        c, size = data.info["channels"], data.info["size"]
+        self.cfg, self.train_cfg, self.info = cfg, train, info
+        c, size = info.channels, info.size
         if size % 4:
             raise GankitError(f"cyclegan needs data.size divisible by 4, got {size}")
         n_blocks = cfg.n_blocks or (9 if size >= 256 else 6)
@@ -193,7 +196,10 @@ class CycleGAN(nn.Module):
         return {name: torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(self.cfg.decay_start, total_steps))
                 for name, opt in optimizers.items()}
 
-    def train_step(self, batch, update):
+    def phases(self, steps: int, n_train: int) -> list[Phase]:
+        return [Phase("train", steps, self.train_step, self.train_cfg.batch_size)]
+
+    def train_step(self, batch, update, step: int = 0):
         real_a, real_b = batch["a"], batch["b"]  # (B, C, H, W) each, shuffled independently
         cfg = self.cfg
         # G_AB and G_BA together; the discriminators are frozen (no weight grads) meanwhile.
@@ -231,20 +237,19 @@ class CycleGAN(nn.Module):
                 **out, "loss_d_a": loss_d_a.detach(), "loss_d_b": loss_d_b.detach()}
 
     # -- images
-    def _images(self, domain: str) -> Tensor:
+    def _images(self, domain: str, data: Dataset | None) -> Tensor:
         """Held-out images of a domain, else training ones centre-cropped to the model size."""
-        held = getattr(self.data, "held_out", None)
-        if held is not None and domain in held:
-            return held[domain]
-        if domain not in getattr(self.data, "tensors", {}):
+        if data is None:
             raise GankitError("this cyclegan run was loaded without data; translate images with "
                               "`gankit translate RUN_DIR --input IMG_OR_DIR --out DIR`")
-        x, size = self.data.tensors[domain], self.data.info["size"]
+        if data.held_out is not None and domain in data.held_out:
+            return data.held_out[domain]
+        x, size = data.tensors[domain], self.info.size
         top, left = (x.shape[2] - size) // 2, (x.shape[3] - size) // 2
         return x[:, :, top:top + size, left:left + size]
 
-    def fixed_inputs(self, n: int, generator: torch.Generator):
-        a, b = self._images("a"), self._images("b")
+    def fixed_inputs(self, n: int, generator: torch.Generator, data: Dataset):
+        a, b = self._images("a", data), self._images("b", data)
         rows = max(1, min(n // 6, 8, len(a), len(b)))
         ia = torch.randperm(len(a), generator=generator)[:rows]
         ib = torch.randperm(len(b), generator=generator)[:rows]
@@ -264,32 +269,32 @@ class CycleGAN(nn.Module):
         return (self.G_AB if direction == "AtoB" else self.G_BA)(x)
 
     @torch.no_grad()
-    def sample(self, n: int, label: int | None = None) -> Tensor:
+    def sample(self, n: int, label: int | None = None, data: Dataset | None = None) -> Tensor:
         """Translations A -> B of n random held-out (else training) images of domain A."""
         if label is not None:
             raise GankitError("cyclegan is not class-conditional; --label does not apply")
-        a = self._images("a")
+        a = self._images("a", data)
         idx = torch.randint(len(a), (n,), device=a.device)
         return self.G_AB(a[idx].to(self.device))
 
     # -- evaluation
     @torch.no_grad()
-    def evaluate(self, chunk: int = 16, fid_net=None) -> dict[str, float]:
+    def evaluate(self, data: Dataset, chunk: int = 16, fid_net=None) -> dict[str, float]:
         """Paired data: L1 / PSNR / SSIM of each direction against the held-out ground truth,
         plus pixel accuracy, per-class accuracy and mIoU where the target domain is a label map
         (metrics/paired.py; palette from data.palette), plus, with an Inception `fid_net`, FID
         of the translations into each photo domain against its real held-out images.
         Unpaired data: cycle-reconstruction L1 on the held-out images."""
         from ..metrics.paired import label_metrics, paired_metrics, pick_palette
-        held = getattr(self.data, "held_out", None)
+        held = data.held_out
         if held is None or "a" not in held:
             return {}
         a, b = held["a"], held["b"]
-        if not self.data.info.get("paired_eval"):
+        if not self.info.paired_eval:
             cyc_a = _chunked(lambda x: self.G_BA(self.G_AB(x)), a, chunk, self.device)
             cyc_b = _chunked(lambda x: self.G_AB(self.G_BA(x)), b, chunk, self.device)
             return {"cyc_l1_a": _l1(cyc_a, a.to(self.device)), "cyc_l1_b": _l1(cyc_b, b.to(self.device))}
-        setting = str(self.data.info.get("palette", ""))  # data.palette, as the loader recorded it
+        setting = self.info.palette  # data.palette, as the loader recorded it
         out = {}
         for name, G, src, tgt in (("AtoB", self.G_AB, a, b), ("BtoA", self.G_BA, b, a)):
             tgt = tgt.to(self.device)
@@ -303,6 +308,10 @@ class CycleGAN(nn.Module):
                 from ..metrics.image import fid
                 out[f"{name}_fid"] = fid(extract(fid_net, tgt.cpu(), 50)[0], extract(fid_net, fake.cpu(), 50)[0])["fid"]
         return out
+
+    @staticmethod
+    def report_figures(rows: list[dict], config: dict, out_dir: Path) -> list[Path]:
+        return []  # the translation sheets are the sample grids
 
     @property
     def device(self):

@@ -24,30 +24,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..data.dataset import DataInfo
 from ..errors import GankitError
-from ..losses import get_loss
+from ..layers import init_normal
 from . import gemm_conv
+from .adversarial import AdversarialConfig, ImageGAN
 from .augment import DiffAugment, parse_policy, spectral_norm_convs
-from .common import adversarial_step, check_updates, fixed_inputs, gan_optimizers, init_normal, sample_labels
 
 
 @dataclass
-class DCGANConfig:
-    z_dim: int = 100
+class DCGANConfig(AdversarialConfig):
     channels: int = 64
     """width of G's last hidden layer and D's first; doubles per level (paper: 128)"""
     conditional: bool = False
     """condition G and D on class labels"""
-    loss: str = "bce"
-    """bce | minimax | lsgan | hinge"""
-    d_steps: int = 1
-    updates: str = "alternating"
-    """alternating (the paper: k D updates, then G on fresh noise) | simultaneous (both players'
-    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1;
-    cheaper, but trained cgan clearly worse in docs/benchmarks.md)"""
-    reuse_fakes: bool = False
-    """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
-    fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
     init_std: float = 0.02
     diffaugment: str = ""
     """DiffAugment (Zhao et al. 2020): empty = off, or a comma list of color, translation, cutout;
@@ -58,11 +48,10 @@ class DCGANConfig:
     """R1 penalty weight: gamma/2 * E||grad D(x)||^2 on reals, added at every D update (0 = off)"""
 
     def validate(self):
-        get_loss(self.loss)
-        check_updates(self.updates, self.d_steps)
+        super().validate()
         parse_policy(self.diffaugment)
-        if self.z_dim <= 0 or self.channels <= 0 or self.d_steps <= 0:
-            raise GankitError("model.z_dim, model.channels and model.d_steps must be positive")
+        if self.channels <= 0:
+            raise GankitError("model.channels must be positive")
         if self.r1_gamma < 0:
             raise GankitError(f"model.r1_gamma must not be negative, got {self.r1_gamma}")
 
@@ -117,24 +106,18 @@ class Discriminator(nn.Module):
         return self.net(x).flatten()  # (B,) logits
 
 
-class DCGAN(nn.Module):
+class DCGAN(ImageGAN):
     Config = DCGANConfig
-    GENERATORS = ("G",)
-    """the networks whose weights `train.ema` averages"""
     SAMPLE_LAYOUT = "the same noise in every grid; with model.conditional=true, one row per class label"
     """how the sample grids are laid out (shown in the report)"""
-    DATA_KIND = "image"
     PAPER = "Radford, Metz & Chintala 2016, Unsupervised Representation Learning with DCGANs"
 
-    def __init__(self, cfg: DCGANConfig, data, train):
-        super().__init__()
-        self.cfg, self.train_cfg = cfg, train
-        self.num_classes = data.info.get("num_classes", 0) if cfg.conditional else 0
-        if cfg.conditional and not self.num_classes:
-            raise GankitError(f"model.conditional=true needs labelled data; '{data.info.get('source')}' has none")
-        c, size = data.info["channels"], data.info["size"]
-        self.G = Generator(cfg, c, size, self.num_classes)
-        self.D = Discriminator(cfg, c, size, self.num_classes)
+    def __init__(self, cfg: DCGANConfig, info: DataInfo, train):
+        if cfg.conditional and not info.num_classes:
+            raise GankitError(f"model.conditional=true needs labelled data; '{info.source}' has none")
+        super().__init__(cfg, train, info.num_classes if cfg.conditional else 0)
+        self.G = Generator(cfg, info.channels, info.size, self.num_classes)
+        self.D = Discriminator(cfg, info.channels, info.size, self.num_classes)
         init_normal(self, cfg.init_std)
         if cfg.spectral_norm:  # after the init: SN normalises the initialised weights
             spectral_norm_convs(self.D)
@@ -143,34 +126,4 @@ class DCGAN(nn.Module):
                 if isinstance(m, gemm_conv.Conv2d):
                     m.gemm = False
         self.augment = DiffAugment(cfg.diffaugment)
-        self.loss = get_loss(cfg.loss)
-        self.reals_per_step = cfg.d_steps
-
-    def configure_optimizers(self):
-        return gan_optimizers(self.G, self.D, self.train_cfg)
-
-    def train_step(self, batch, update):
-        labels = batch["label"] if self.num_classes else None
-        return adversarial_step(self.G, self.D, self.loss, batch["image"], labels,
-                                self.cfg.z_dim, self.cfg.d_steps, update,
-                                self.cfg.updates, self.cfg.reuse_fakes, self.augment, self.cfg.r1_gamma)
-
-    def fixed_inputs(self, n: int, generator: torch.Generator):
-        return fixed_inputs(n, self.cfg.z_dim, self.num_classes, generator)
-
-    @torch.no_grad()
-    def render(self, fixed):
-        labels = fixed["label"].to(self.device) if self.num_classes else None
-        return self.G(fixed["z"].to(self.device), labels), int(fixed["nrow"])
-
-    @torch.no_grad()
-    def sample(self, n: int, label: int | None = None) -> Tensor:
-        if label is not None and not 0 <= label < self.num_classes:
-            raise GankitError("--label needs a conditional model (model.conditional=true) "
-                              f"and a label in 0..{max(self.num_classes - 1, 0)}")
-        labels = sample_labels(n, self.num_classes, label, self.device)
-        return self.G(torch.randn(n, self.cfg.z_dim, device=self.device), labels)
-
-    @property
-    def device(self):
-        return next(self.parameters()).device
+        self.r1_gamma = cfg.r1_gamma

@@ -11,7 +11,7 @@ D = embedding 64, convolutions of widths [1..10, 15, 20] with [100, 200, 200, 20
 100 ×5, 160, 160] maps, max-over-time pooling, one highway layer, dropout (keep 0.75), a
 2-way softmax with L2 0.2 on that layer, Adam 1e-4.
 
-Schedule (phases; the trainer counts one step per entry):
+Schedule (phases; each step's batch is one shuffled pass over the training sequences):
   mle          pretrain.g_epochs steps, one MLE epoch over the data each
   pretrain_d   pretrain.d_rounds steps, each: fresh fakes, pretrain.d_epochs epochs of D
   adversarial  train.steps rounds, each: g_steps PG updates, then d_steps × (fresh fakes,
@@ -44,14 +44,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.text import OracleLSTM, decode, sample_logits
+from ..data.dataset import DataInfo, Dataset
+from ..data.text import decode
 from ..errors import GankitError
-from .common import adam
+from ..layers import LanguageModel, adam, sample_logits, scaled
+from ..metrics.text import BLEU, distinct_n, distinct_sequences, self_bleu
+from ..metrics.text import nll_oracle as sampled_nll
+from . import seqgan_figures
+from .protocol import Phase
 
 
 BASELINES = ("none", "batch_mean", "prefix_mean")
@@ -59,6 +65,26 @@ BASELINES = ("none", "batch_mean", "prefix_mean")
 
 D_DIAG = 1000
 """reals and fresh fakes per adversarial round on which D's accuracy is logged (d_acc_*)"""
+
+
+@dataclass
+class PretrainConfig:
+    g_epochs: int = 120
+    """MLE pre-training epochs of G"""
+    d_rounds: int = 50
+    """D pre-training rounds, each on freshly generated fakes"""
+    d_epochs: int = 3
+    """epochs per D pre-training round"""
+    d_samples: int = 10000
+    """fakes generated per D pre-training round (and as many reals)"""
+    scheduled_sampling: float = 0.0
+    """the scheduled-sampling baseline (Bengio et al. 2015): MLE where each input token is G's
+    own sample instead of the true one with a probability ramped linearly from 0 to this value
+    over the MLE epochs. 0: plain teacher forcing (the paper's MLE)"""
+
+    def validate(self):
+        if not 0 <= self.scheduled_sampling <= 1:
+            raise GankitError(f"pretrain.scheduled_sampling must be in [0, 1], got {self.scheduled_sampling}")
 
 
 @dataclass
@@ -118,6 +144,8 @@ class SeqGANConfig:
     """none | nll_test: keep a copy of G with the lowest NLL-test (held-out real sequences, the
     signal a user has on real data; never NLL-oracle), checked every train.eval_every steps of the
     adversarial phase from the pre-trained G on; `gankit sample` and nll_oracle_best use the copy"""
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    """the pre-training phases (written `pretrain.KEY` in configs and overrides)"""
 
     def validate(self):
         if len(self.d_filter_sizes) != len(self.d_num_filters):
@@ -136,30 +164,7 @@ class SeqGANConfig:
             raise GankitError(f"model.keep_best must be none or nll_test (got '{self.keep_best}')")
         if self.adv_lr < 0:
             raise GankitError(f"model.adv_lr must be >= 0 (0: train.lr), got {self.adv_lr}")
-
-
-@dataclass
-class PretrainConfig:
-    g_epochs: int = 120
-    """MLE pre-training epochs of G"""
-    d_rounds: int = 50
-    """D pre-training rounds, each on freshly generated fakes"""
-    d_epochs: int = 3
-    """epochs per D pre-training round"""
-    d_samples: int = 10000
-    """fakes generated per D pre-training round (and as many reals)"""
-    scheduled_sampling: float = 0.0
-    """the scheduled-sampling baseline (Bengio et al. 2015): MLE where each input token is G's
-    own sample instead of the true one with a probability ramped linearly from 0 to this value
-    over the MLE epochs. 0: plain teacher forcing (the paper's MLE)"""
-
-    def validate(self):
-        if not 0 <= self.scheduled_sampling <= 1:
-            raise GankitError(f"pretrain.scheduled_sampling must be in [0, 1], got {self.scheduled_sampling}")
-
-
-SAMPLE_CHUNK = 512
-"""rows per output-layer + sampling block (see Generator.sample_next)"""
+        self.pretrain.validate()
 
 
 def bf16_ok(device: torch.device) -> bool:
@@ -168,30 +173,6 @@ def bf16_ok(device: torch.device) -> bool:
         return True
     has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)  # private, so guarded
     return device.type == "cpu" and torch.backends.mkldnn.is_available() and has_bf16()
-
-
-def scaled(logits: Tensor, temperature: float) -> Tensor:
-    return logits if temperature == 1.0 else logits / temperature  # no full-size pass at T = 1
-
-
-def token_nll(out: nn.Linear, h: Tensor, tokens: Tensor, bf16: bool = False, chunk: int = SAMPLE_CHUNK) -> Tensor:
-    """−log softmax(out(h))[token] per token, (N·T,), from hidden outputs h (N, T, H).
-
-    = logsumexp(logits) − logit[token]: the picked logit is one H-dot product per token in
-    fp32 (no (N·T, V) log-softmax and gather), and the V-way log-sum-exp runs in row chunks
-    that stay in cache. `bf16`: only the log-sum-exp's projection in bf16."""
-    h, y = h.reshape(-1, h.shape[-1]), tokens.reshape(-1)
-    picked = (h * out.weight[y]).sum(-1) + out.bias[y]  # fp32
-    w, b = (out.weight.bfloat16(), out.bias.bfloat16()) if bf16 else (out.weight, out.bias)
-    lse = torch.cat([_logsumexp_(F.linear(hc.to(w.dtype), w, b).float()) for hc in h.split(chunk)])
-    return lse - picked
-
-
-def _logsumexp_(x: Tensor) -> Tensor:
-    """Row log-sum-exp of a scratch fp32 (R, V) tensor, computed in place (overwrites x):
-    1.42 s vs 1.88 s for torch.logsumexp over 200,000 × 5,000 in chunks of 512 (1 thread)."""
-    m = x.amax(-1, keepdim=True)
-    return x.sub_(m).exp_().sum(-1).log_() + m[:, 0]
 
 
 def baseline(q: Tensor, kind: str) -> Tensor:
@@ -212,60 +193,14 @@ def baseline(q: Tensor, kind: str) -> Tensor:
     return loo if kind == "batch_mean" else torch.cat([loo[:, :1], q[:, :-1]], 1)
 
 
-class Generator(nn.Module):
-    """Embedding -> LSTM -> linear; the input at t = 0 is the start token."""
+class Generator(LanguageModel):
+    """The oracle's network (layers.LanguageModel), trained; every weight ~ N(0, 0.1) as in the
+    released code."""
 
     def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, start_token: int = 0):
-        super().__init__()
-        self.start_token = start_token
-        self.emb = nn.Embedding(vocab_size, emb_dim)
-        self.lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
-        self.out = nn.Linear(hidden_dim, vocab_size)
-        for p in self.parameters():  # the released code: every variable ~ N(0, 0.1)
+        super().__init__(vocab_size, emb_dim, hidden_dim, start_token)
+        for p in self.parameters():
             nn.init.normal_(p, std=0.1)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        """Teacher-forced logits (B, T, V) of tokens (B, T)."""
-        start = torch.full_like(tokens[:, :1], self.start_token)
-        h, _ = self.lstm(self.emb(torch.cat([start, tokens[:, :-1]], 1)))  # (B, T, H)
-        return self.out(h)
-
-    def log_prob(self, tokens: Tensor) -> Tensor:
-        """log G(y_t | Y_1:t-1), (B, T)."""
-        return torch.log_softmax(self(tokens).float(), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-
-    def step(self, x: Tensor, state):
-        """One LSTM step for tokens x (R,): logits (R, V) and the new state."""
-        h, state = self.lstm(self.emb(x).unsqueeze(1), state)
-        return self.out(h[:, 0]), state
-
-    def advance(self, x: Tensor, state):
-        """One LSTM step for tokens x (R,): hidden output (R, H) and the new state."""
-        h, state = self.lstm(self.emb(x).unsqueeze(1), state)
-        return h[:, 0], state
-
-    def sample_next(self, h: Tensor, temperature: float = 1.0, u: Tensor | None = None,
-                    chunk: int = SAMPLE_CHUNK) -> Tensor:
-        """Next tokens (R,) from hidden outputs h (R, H): output layer + exact sampling, in row
-        chunks so each (chunk, V) block of logits stays in cache between the output matmul,
-        max, exp, block sums and cumsums (10,000 rows, 1 thread: 74 ms in chunks of 512 vs
-        234 ms in one piece, which streams ~200 MB of logits through memory five times)."""
-        if u is None:
-            u = torch.rand(len(h), device=h.device)
-        return torch.cat([sample_logits(scaled(self.out(hc), temperature), uc, overwrite=True)
-                          for hc, uc in zip(h.split(chunk), u.split(chunk))])
-
-    @torch.no_grad()
-    def sample(self, n: int, seq_len: int, temperature: float = 1.0, u: Tensor | None = None) -> Tensor:
-        """n sequences (n, T); `u` (n, T) optional uniforms (fixed noise -> fixed samples)."""
-        dev = self.emb.weight.device
-        x = torch.full((n,), self.start_token, dtype=torch.long, device=dev)
-        state, out = None, []
-        for t in range(seq_len):
-            h, state = self.advance(x, state)
-            x = self.sample_next(h, temperature, None if u is None else u[:, t].to(dev))
-            out.append(x)
-        return torch.stack(out, 1)
 
 
 class Discriminator(nn.Module):
@@ -326,72 +261,66 @@ class SeqGAN(nn.Module):
     Config = SeqGANConfig
     GENERATORS = ("G",)
     """the networks whose weights `train.ema` averages"""
+    SAMPLE_LAYOUT = "one generated sequence per line, from the same uniforms at every step"
+    """how the sample files are laid out (shown in the report)"""
     DATA_KIND = "text"
     PAPER = "Yu et al. 2017, SeqGAN: Sequence Generative Adversarial Nets with Policy Gradient"
-    EXTRA_SECTIONS = {"pretrain": PretrainConfig}
 
-    def __init__(self, cfg: SeqGANConfig, data, train):
+    def __init__(self, cfg: SeqGANConfig, info: DataInfo, train):
         super().__init__()
         self.cfg, self.train_cfg = cfg, train
-        self.pretrain = PretrainConfig()  # the trainer replaces this with the run's `pretrain` section
-        info = data.info
-        self.data = data
-        self.vocab: list[str] | None = info.get("vocab")
-        self.seq_len, vocab_size = int(info["seq_len"]), int(info["vocab_size"])
-        start = int(info.get("start_token", 0))
+        self.vocab: list[str] | None = info.vocab
+        self.seq_len, vocab_size, start = info.seq_len, info.vocab_size, info.start_token
         self.G = Generator(vocab_size, cfg.emb_dim, cfg.hidden_dim, start)
         self.rollout = copy.deepcopy(self.G).requires_grad_(False)
         self.D = Discriminator(vocab_size, self.seq_len, cfg)
-        self.oracle = None
-        if info.get("oracle"):
-            o = info["oracle"]
-            self.oracle = OracleLSTM(vocab_size, o["emb_dim"], o["hidden_dim"], start)
-            if getattr(data, "oracle", None) is not None:
-                self.oracle.load_state_dict(data.oracle.state_dict())
-        self.G_mle = copy.deepcopy(self.G) if (self.oracle is not None and cfg.mle_baseline) else None
+        self.G_mle = copy.deepcopy(self.G) if (info.oracle and cfg.mle_baseline) else None
         if cfg.reward_baseline != "none" and train.batch_size < 2:
             raise GankitError("model.reward_baseline needs train.batch_size >= 2 (the other sequences of the batch)")
         self.G_best = None  # model.keep_best: a copy of G and its NLL-test, both in the checkpoint
         if cfg.keep_best != "none":
-            # (a run loaded for sampling has no data: only the checkpoint's copy is needed)
-            if "tokens" in data.tensors and "tokens" not in (getattr(data, "held_out", None) or {}):
-                raise GankitError("model.keep_best=nll_test needs held-out sequences (oracle or text data)")
             self.G_best = copy.deepcopy(self.G).requires_grad_(False)
             self.register_buffer("best_nll_test", torch.tensor(float("inf"), dtype=torch.float64))
         self.register_buffer("adv_started", torch.zeros((), dtype=torch.long))
-        self.phase = "adversarial"
-        self._bleu = None
+        self._bleu = None  # BLEU's reference counts, built once (evaluation, PG-BLEU's reward)
         self._pg_bleu = None
 
-    # ------------------------------------------------------------------ optimizers
+    # ------------------------------------------------------------------ schedule
     def configure_optimizers(self):
         t = self.train_cfg
         # The released code keeps separate Adam states for MLE and for policy gradient.
-        # Fused Adam (models/common.adam): one kernel per tensor for the whole update.
-        self.opts = {"g_mle": adam(list(self.G.parameters()), t, t.lr),
-                     "g_adv": adam(list(self.G.parameters()), t, self.cfg.adv_lr or t.lr),
-                     "d": adam(list(self.D.parameters()), t, t.lr_d or t.lr)}
+        opts = {"g_mle": adam(list(self.G.parameters()), t, t.lr),
+                "g_adv": adam(list(self.G.parameters()), t, self.cfg.adv_lr or t.lr),
+                "d": adam(list(self.D.parameters()), t, t.lr_d or t.lr)}
         if self.G_mle is not None:
-            self.opts["g_base"] = adam(list(self.G_mle.parameters()), t, t.lr)
-        return self.opts
+            opts["g_base"] = adam(list(self.G_mle.parameters()), t, t.lr)
+        return opts
 
-    def phases(self, steps: int):
-        p = self.pretrain
-        return [(name, n) for name, n in [("mle", p.g_epochs), ("pretrain_d", p.d_rounds),
-                                           ("adversarial", steps)] if n > 0]
+    def configure_schedulers(self, optimizers, total_steps: int):
+        return {}
+
+    def phases(self, steps: int, n_train: int) -> list[Phase]:
+        p = self.cfg.pretrain
+        return [phase for phase in (Phase("mle", p.g_epochs, self.mle_step, n_train),
+                                    Phase("pretrain_d", p.d_rounds, self.pretrain_d_step, n_train),
+                                    Phase("adversarial", steps, self.adversarial_step, n_train,
+                                          start=self.start_adversarial))
+                if phase.steps > 0]
 
     # ------------------------------------------------------------------ training
-    def train_step(self, batch, update):
-        if self.phase == "mle":
-            ss = self.pretrain.scheduled_sampling * getattr(self, "step", 0) / max(self.pretrain.g_epochs - 1, 1)
-            out = {"loss_mle": self.mle_epoch(self.G, "g_mle", update, ss)}
-            return out | ({"p_own_token": torch.tensor(ss)} if self.pretrain.scheduled_sampling else {})
-        if self.phase == "pretrain_d":
-            return self.train_d(update, self.pretrain.d_samples, self.pretrain.d_epochs)
-        if self.phase != "adversarial":
-            raise GankitError(f"unknown SeqGAN phase '{self.phase}'")
-        if not self.adv_started:
-            self.start_adversarial()
+    def mle_step(self, batch, update, step: int):
+        p = self.cfg.pretrain
+        ss = p.scheduled_sampling * step / max(p.g_epochs - 1, 1)  # mle is the first phase: step = epoch
+        out = {"loss_mle": self.mle_epoch(self.G, "g_mle", batch["tokens"], update, ss)}
+        return out | ({"p_own_token": torch.tensor(ss)} if p.scheduled_sampling else {})
+
+    def pretrain_d_step(self, batch, update, step: int):
+        return self.train_d(batch["tokens"], update, self.cfg.pretrain.d_samples, self.cfg.pretrain.d_epochs)
+
+    def adversarial_step(self, batch, update, step: int):
+        reals = batch["tokens"]
+        if self.cfg.reward == "bleu" and self._pg_bleu is None:  # clipping counts of the training set, once
+            self._pg_bleu = BLEU([self._words(t) for t in reals.tolist()], self.cfg.reward_bleu_n)
         out = {}
         for _ in range(self.cfg.g_steps):
             y = self.G.sample(self.train_cfg.batch_size, self.seq_len, self.cfg.temperature)  # (B, T)
@@ -400,55 +329,56 @@ class SeqGAN(nn.Module):
             loss_g = -(self.G.log_prob(y) * adv).sum()
             update("g_adv", loss_g)
             # reward_pos: mean Q per token position (T,), a heatmap over training in the report.
-            # Why the curve climbs back (issue 17): reward_var, Q's variance over batch and
-            # positions; reward_rollout_var, one rollout's variance around its prefix's mean (the
-            # Monte-Carlo noise in Q is that / N); adv_sq, the mean squared advantage Q − b, which
-            # scales the policy gradient's variance (= mean Q² without a baseline).
+            # reward_var: Q's variance over batch and positions; reward_rollout_var: one rollout's
+            # variance around its prefix's mean (the Monte-Carlo noise in Q is that / N); adv_sq:
+            # the mean squared advantage Q − b, which scales the policy gradient's variance.
             out |= {"loss_g": loss_g.detach() / y.numel(), "reward": q.mean(), "reward_pos": q.mean(0),
                     "reward_var": q.var(), "adv_sq": adv.square().mean()}
             if self.cfg.rollouts > 1:
                 out["reward_rollout_var"] = spread[:, :-1].mean()
         self.update_rollout()
         for i in range(self.cfg.d_steps if self.cfg.reward == "discriminator" else 0):  # PG-BLEU needs no D
-            out |= self.train_d(update, self.cfg.d_samples, self.cfg.d_epochs, measure=i == 0)
+            out |= self.train_d(reals, update, self.cfg.d_samples, self.cfg.d_epochs, measure=i == 0)
         if self.G_mle is not None:
-            out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", update)
-        if self.G_best is not None:
-            every = self.train_cfg.eval_every or 1  # the steps the trainer evaluates at
-            if (getattr(self, "step", 0) + 1) % every == 0:
-                self.keep_if_best()
-            out["nll_test_best"] = self.best_nll_test.float()
+            out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", reals, update)
         return out
 
     @torch.no_grad()
-    def keep_if_best(self) -> None:
+    def start_adversarial(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """The rollout policy, the MLE baseline and the kept best copy all start from the
+        pre-trained G (the trainer calls this when the adversarial phase begins)."""
+        self.rollout.load_state_dict(self.G.state_dict())
+        if self.G_mle is not None:
+            self.G_mle.load_state_dict(self.G.state_dict())
+            optimizers["g_base"].load_state_dict(optimizers["g_mle"].state_dict())
+        if self.G_best is not None:  # the pre-trained G is the first candidate, scored at the next evaluation
+            self.G_best.load_state_dict(self.G.state_dict())
+            self.best_nll_test.fill_(float("inf"))
+        # model.adv_lr, also when a run paused after pre-training resumes with a new value
+        # (its optimizer state, restored from the checkpoint, holds the old one)
+        for group in optimizers["g_adv"].param_groups:
+            group["lr"] = self.cfg.adv_lr or self.train_cfg.lr
+        self.adv_started.fill_(1)
+
+    @torch.no_grad()
+    def keep_if_best(self, held_out: Tensor) -> None:
         """model.keep_best: copy G if its NLL-test on the held-out sequences is the lowest so far
-        (one host sync, at the evaluation cadence; no random numbers drawn)."""
-        nll = self.nll(self.data.held_out["tokens"])
+        (at the evaluation cadence; no random numbers drawn). Right after pre-training the copy
+        is the pre-trained G, not yet scored: it is scored first."""
+        if not torch.isfinite(self.best_nll_test):
+            self.best_nll_test.fill_(self.G_best.nll(held_out))
+        nll = self.G.nll(held_out)
         if nll < self.best_nll_test.item():
             self.G_best.load_state_dict(self.G.state_dict())
             self.best_nll_test.fill_(nll)
 
-    @torch.no_grad()
-    def start_adversarial(self):
-        """The rollout policy and the MLE baseline both start from the pre-trained G."""
-        self.rollout.load_state_dict(self.G.state_dict())
-        if self.G_mle is not None:
-            self.G_mle.load_state_dict(self.G.state_dict())
-            self.opts["g_base"].load_state_dict(self.opts["g_mle"].state_dict())
-        if self.G_best is not None:  # the pre-trained G is the first candidate
-            self.keep_if_best()
-        # model.adv_lr, also when a run paused after pre-training resumes with a new value
-        # (its optimizer state, restored from the checkpoint, holds the old one)
-        for group in self.opts["g_adv"].param_groups:
-            group["lr"] = self.cfg.adv_lr or self.train_cfg.lr
-        self.adv_started.fill_(1)
-
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        """A checkpoint from before the adversarial phase may come from a run without
-        model.keep_best (one pre-training shared by several variants, docs/seqgan.md). The copy
-        is replaced by the pre-trained G when the adversarial phase starts, so until then the
-        checkpoint's G stands in for it."""
+        """Checkpoints of older versions held the oracle's weights (`oracle.*`; NLL-oracle now
+        reads them from the data) and may come, before the adversarial phase, from a run
+        without model.keep_best (one pre-training shared by several variants, docs/seqgan.md):
+        the copy is replaced by the pre-trained G when the adversarial phase starts, so until
+        then the checkpoint's G stands in for it."""
+        state = {k: v for k, v in state.items() if not k.startswith("oracle.")}
         if self.G_best is not None and "best_nll_test" not in state and not int(state.get("adv_started", 1)):
             state = {**state, "best_nll_test": self.best_nll_test.clone(),
                      **{"G_best." + k[2:]: v for k, v in state.items() if k.startswith("G.")}}
@@ -463,14 +393,13 @@ class SeqGAN(nn.Module):
             else:
                 p_roll.lerp_(p, 1 - r)
 
-    def mle_epoch(self, G: Generator, opt: str, update, p_own: float = 0.0) -> Tensor:
-        tokens = self.data.tensors["tokens"]
+    def mle_epoch(self, G: Generator, opt: str, tokens: Tensor, update, p_own: float = 0.0) -> Tensor:
+        """One MLE epoch over `tokens` (already shuffled by the trainer) in minibatches."""
         bs = min(self.train_cfg.batch_size, len(tokens))
-        perm = torch.randperm(len(tokens), device=tokens.device)
         total = torch.zeros((), device=tokens.device)
         n = len(tokens) // bs
         for i in range(n):
-            y = tokens[perm[i * bs:(i + 1) * bs]]
+            y = tokens[i * bs:(i + 1) * bs]
             logits = G(y) if p_own == 0 else self.scheduled_logits(G, y, p_own)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
             update(opt, loss)
@@ -490,12 +419,11 @@ class SeqGAN(nn.Module):
             x = torch.where(torch.rand(len(y), device=y.device) < p_own, own, y[:, t])
         return torch.stack(logits, 1)
 
-    def train_d(self, update, n_fake: int, epochs: int, measure: bool = False) -> dict[str, Tensor]:
-        """Fresh fakes + as many reals, `epochs` passes of D in shuffled minibatches: {"loss_d"}.
-        `measure`: also D's accuracy on up to D_DIAG of these reals and fresh fakes before D
-        trains on them (d_acc_real, d_acc_fake: is D falling behind G?), scored as the rewards
-        are (eval mode, no random numbers drawn, so the run itself is unchanged)."""
-        real_all = self.data.tensors["tokens"]
+    def train_d(self, real_all: Tensor, update, n_fake: int, epochs: int, measure: bool = False) -> dict[str, Tensor]:
+        """Fresh fakes + as many reals (drawn from `real_all`), `epochs` passes of D in shuffled
+        minibatches: {"loss_d"}. `measure`: also D's accuracy on up to D_DIAG of these reals and
+        fresh fakes before D trains on them (d_acc_real, d_acc_fake: is D falling behind G?),
+        scored as the rewards are (eval mode, no random numbers drawn)."""
         fake = self.G.sample(n_fake, self.seq_len, self.cfg.temperature)
         pick = (torch.randperm(len(real_all), device=real_all.device)[:n_fake] if n_fake <= len(real_all)
                 else torch.randint(len(real_all), (n_fake,), device=real_all.device))
@@ -571,11 +499,7 @@ class SeqGAN(nn.Module):
     def score(self, tokens: Tensor) -> Tensor:
         """The reward of finished sequences (N, T) -> (N,): D's probability that each is real
         (D without dropout), or for PG-BLEU its sentence BLEU against the training data."""
-        if self.cfg.reward == "bleu":
-            from ..metrics.text import BLEU
-            if self._pg_bleu is None:  # n-gram clipping counts of the training set, once
-                self._pg_bleu = BLEU([self._words(t) for t in self.data.tensors["tokens"].tolist()],
-                                     self.cfg.reward_bleu_n)
+        if self.cfg.reward == "bleu":  # (the adversarial step builds _pg_bleu from its batch)
             n = self.cfg.reward_bleu_n
             return torch.tensor([self._pg_bleu.sentence(self._words(t), n) for t in tokens.tolist()],
                                 device=tokens.device)
@@ -593,64 +517,45 @@ class SeqGAN(nn.Module):
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def nll_oracle(self, n: int | None = None, G: Generator | None = None) -> float:
-        """Mean per-token NLL under the oracle of n sequences sampled from G (batched)."""
-        if self.oracle is None:
-            raise GankitError("NLL-oracle needs oracle data (--data oracle[:PARAMS.npz])")
-        G = G or self.G
-        n = n or self.cfg.eval_samples
-        samples = G.sample(n, self.seq_len, self.cfg.temperature)  # sample_next chunks the rows
-        return self.oracle_nll(samples, bf16=self.cfg.eval_bf16 and bf16_ok(samples.device))
-
-    @torch.no_grad()
-    def oracle_nll(self, tokens: Tensor, bf16: bool = False, chunk: int = SAMPLE_CHUNK) -> float:
-        """Mean per-token NLL of tokens (N, T) under the oracle: `OracleLSTM.nll`'s value, via
-        `token_nll`. `bf16`: the 5,000-way projection inside the log-sum-exp in bf16 (1.17 s vs
-        1.42 s fp32 for the log-sum-exp of 200,000 rows; the NLL moved by 2e-4 on the paper's
-        oracle, 5e-5 on a random one; the test checks < 1e-3)."""
-        o = self.oracle
-        start = torch.full_like(tokens[:, :1], o.start_token)
-        h, _ = o.lstm(o.emb(torch.cat([start, tokens[:, :-1]], 1)))  # (N, T, H), one call
-        return token_nll(o.out, h, tokens, bf16, chunk).sum().item() / tokens.numel()
-
-    @torch.no_grad()
-    def nll(self, tokens: Tensor, G: Generator | None = None) -> float:
-        """Mean per-token NLL of tokens under G (NLL-test), fp32, as `oracle_nll` computes it."""
-        G = G or self.G
-        start = torch.full_like(tokens[:, :1], G.start_token)
-        h, _ = G.lstm(G.emb(torch.cat([start, tokens[:, :-1]], 1)))
-        return token_nll(G.out, h, tokens).sum().item() / tokens.numel()
-
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, data: Dataset) -> dict[str, float]:
+        """NLL-oracle (oracle data) with the MLE-continuing copy's and diversity over token ids;
+        NLL-test on the held-out sequences; BLEU, Self-BLEU and distinct-n against real text's
+        references. With model.keep_best, the kept copy is updated first."""
         out = {}
-        if self.oracle is not None:
-            out["nll_oracle"] = self.nll_oracle()
-            if self.G_mle is not None and self.adv_started:
-                out["nll_oracle_mle_baseline"] = self.nll_oracle(G=self.G_mle)
-            if self.G_best is not None and self.adv_started:  # what `gankit sample` draws from
-                out["nll_oracle_best"] = self.nll_oracle(G=self.G_best)
+        held = (data.held_out or {}).get("tokens")
+        started = bool(self.adv_started)
+        if self.G_best is not None and started and held is not None:
+            self.keep_if_best(held)
+        if data.oracle is not None:
+            out["nll_oracle"] = self.nll_oracle(data.oracle)
+            if self.G_mle is not None and started:
+                out["nll_oracle_mle_baseline"] = self.nll_oracle(data.oracle, self.G_mle)
+            if self.G_best is not None and started:  # what `gankit sample` draws from
+                out["nll_oracle_best"] = self.nll_oracle(data.oracle, self.G_best)
             # what NLL-oracle cannot see (PG-BLEU collapses while it improves): diversity over token ids
-            from ..metrics.text import distinct_n, distinct_sequences, self_bleu
             ids = [[str(t) for t in row] for row in
                    self.G.sample(self.cfg.bleu_samples, self.seq_len, self.cfg.temperature).tolist()]
             out |= distinct_sequences(ids) | distinct_n(ids) | self_bleu(ids, orders=(3,))
-        held = getattr(self.data, "held_out", None)
-        if held and "tokens" in held:
-            out["nll_test"] = self.nll(held["tokens"].to(self.device))
-            if self.G_best is not None and self.adv_started:
+        if held is not None:
+            out["nll_test"] = self.G.nll(held)
+            if self.G_best is not None and started:
                 out["nll_test_best"] = self.best_nll_test.item()
-        refs = getattr(self.data, "references", None)
-        if self.vocab is not None and refs:
-            from ..metrics.text import BLEU, distinct_n, distinct_sequences, self_bleu
+        if self.vocab is not None and data.references:
             if self._bleu is None:
-                self._bleu = BLEU(refs, 5)
+                self._bleu = BLEU(data.references, 5)
             hyps = [s.split() for s in self.sample(self.cfg.bleu_samples)]
             out |= self._bleu.score(hyps) | self_bleu(hyps) | distinct_n(hyps) | distinct_sequences(hyps)
         return out
 
+    @torch.no_grad()
+    def nll_oracle(self, oracle: nn.Module, G: Generator | None = None) -> float:
+        """NLL-oracle of model.eval_samples sequences from G (default self.G); the oracle's
+        projection in bf16 with model.eval_bf16 where the hardware has it."""
+        bf16 = self.cfg.eval_bf16 and bf16_ok(self.device)
+        return sampled_nll(oracle, G or self.G, self.cfg.eval_samples, self.seq_len, self.cfg.temperature, bf16)
+
     # ------------------------------------------------------------------ samples
-    def fixed_inputs(self, n: int, generator: torch.Generator):
+    def fixed_inputs(self, n: int, generator: torch.Generator, data: Dataset):
         return {"u": torch.rand(n, self.seq_len, generator=generator)}
 
     def _decode(self, tokens: Tensor) -> list[str]:
@@ -664,7 +569,7 @@ class SeqGAN(nn.Module):
         return self._decode(self.G.sample(len(u), self.seq_len, self.cfg.temperature, u))
 
     @torch.no_grad()
-    def sample(self, n: int, label: int | None = None) -> list[str]:
+    def sample(self, n: int, label: int | None = None, data: Dataset | None = None) -> list[str]:
         if label is not None:
             raise GankitError("seqgan is unconditional; --label does not apply")
         return self._decode(self.final_G().sample(n, self.seq_len, self.cfg.temperature))
@@ -674,6 +579,10 @@ class SeqGAN(nn.Module):
         (once the adversarial phase has started), else G."""
         return self.G_best if self.G_best is not None and self.adv_started else self.G
 
+    @staticmethod
+    def report_figures(rows: list[dict], config: dict, out_dir: Path) -> list[Path]:
+        return seqgan_figures.report_figures(rows, config, out_dir)
+
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return self.G.emb.weight.device

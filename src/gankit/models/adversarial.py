@@ -1,73 +1,55 @@
-"""Pieces the image GANs (gan, cgan, dcgan) share: the D/G training step in its update
-orders, the paper initialisation, a cheaper CPU dropout, and fixed-noise sample grids (one
-row per class for conditional models)."""
+"""What the image GANs (gan, cgan, dcgan) share: their adversarial config keys, the D/G
+training step in its update orders, and `ImageGAN`, the model interface implemented once
+for a G(z, labels) / D(x, labels) pair with fixed-noise sample grids (one row per class for
+conditional models). Each model file only builds its two networks."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from ..losses import Loss, d_stats
+from ..data.dataset import Dataset
+from ..errors import GankitError
+from ..layers import adam, requires_grad
+from ..losses import Loss, d_stats, get_loss
 from .augment import r1_penalty
+from .protocol import Phase, Update
 
-Update = Callable[..., None]
-"""update(name, loss): zero_grad -> backward -> (all-reduce) -> clip -> step, owned by the trainer"""
 Augment = Callable[[Tensor], Tensor]
-
-
-def adam(params, train, lr: float):
-    """Adam with the config's betas and the fused kernel (one kernel per tensor for the whole
-    update; on CPU ~3x faster than foreach, see docs/benchmarks.md), foreach elsewhere."""
-    fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {"foreach": True}
-    return torch.optim.Adam(params, lr=lr, betas=(train.beta1, train.beta2),
-                            weight_decay=train.weight_decay, **fused)
-
-
-def gan_optimizers(G: nn.Module, D: nn.Module, train) -> dict[str, torch.optim.Optimizer]:
-    return {"d": adam(list(D.parameters()), train, train.lr_d or train.lr),
-            "g": adam(list(G.parameters()), train, train.lr)}
-
-
-def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """DCGAN paper init: conv/linear weights N(0, std), norm scales N(1, std), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
-class Dropout(nn.Dropout):
-    """nn.Dropout with a cheaper mask on CPU. torch's CPU dropout draws one Bernoulli sample
-    per element (~100 M/s on the 2-core dev machine: 13% of a CGAN step); this takes 16
-    random bits per element, four from each 64-bit draw of the same generator, so the
-    drop probability is rounded to a multiple of 1/65536. Other devices use F.dropout."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu" or self.p == 1:
-            return super().forward(x)
-        bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
-        keep = bits.view(torch.int16)[: x.numel()].view(x.shape) >= round(self.p * 65536) - 32768
-        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))  # (torch.where is 3x slower here)
-
-
-def requires_grad(module: nn.Module, flag: bool) -> None:
-    # Freezing D during the G update skips computing D's weight gradients (~1/3 of D's
-    # backward) while still backpropagating through D to G.
-    for p in module.parameters():
-        p.requires_grad_(flag)
 
 
 UPDATES = ("alternating", "simultaneous")
 
 
+@dataclass
+class AdversarialConfig:
+    """The `model.*` keys of the adversarial game, shared by gan, cgan and dcgan."""
+    z_dim: int = 100
+    """noise dimension"""
+    loss: str = "bce"
+    """bce (non-saturating, the default) | minimax | lsgan | hinge"""
+    d_steps: int = 1
+    """k: discriminator updates per generator update"""
+    updates: str = "alternating"
+    """alternating (the paper: k D updates, then G on fresh noise) | simultaneous (both players'
+    gradients at the same point from one batch of fakes, as the reference scripts compute; needs d_steps=1;
+    cheaper, but trained cgan clearly worse in docs/benchmarks.md)"""
+    reuse_fakes: bool = False
+    """alternating: G's update reuses the last D update's fakes instead of fresh noise (one G forward
+    fewer per step, as PyTorch's DCGAN example does). simultaneous always does"""
+
+    def validate(self):
+        get_loss(self.loss)
+        check_updates(self.updates, self.d_steps)
+        if self.z_dim <= 0 or self.d_steps <= 0:
+            raise GankitError("model.z_dim and model.d_steps must be positive")
+
+
 def check_updates(updates: str, d_steps: int) -> None:
     """Validate `model.updates` (the config's spelling of the two orders below)."""
-    from ..errors import GankitError
     if updates not in UPDATES:
         raise GankitError(f"model.updates must be one of {', '.join(UPDATES)}, got '{updates}'")
     if updates == "simultaneous" and d_steps != 1:
@@ -181,3 +163,65 @@ def sample_labels(n: int, num_classes: int, label: int | None, device) -> Tensor
     if label is None:
         return torch.arange(n, device=device) % num_classes
     return torch.full((n,), int(label), dtype=torch.long, device=device)
+
+
+class ImageGAN(nn.Module):
+    """The model interface for a G(z, labels) / D(x, labels) image GAN, written once: the
+    subclass builds `self.G` and `self.D` (and may set `augment` and `r1_gamma`)."""
+    GENERATORS = ("G",)
+    """the networks whose weights `train.ema` averages"""
+    DATA_KIND = "image"
+
+    def __init__(self, cfg: AdversarialConfig, train, num_classes: int = 0):
+        super().__init__()
+        self.cfg, self.train_cfg, self.num_classes = cfg, train, num_classes
+        self.loss = get_loss(cfg.loss)
+        self.augment: Augment | None = None
+        self.r1_gamma = 0.0
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        t = self.train_cfg
+        return {"d": adam(list(self.D.parameters()), t, t.lr_d or t.lr),
+                "g": adam(list(self.G.parameters()), t, t.lr)}
+
+    def configure_schedulers(self, optimizers, total_steps: int):
+        return {}
+
+    def phases(self, steps: int, n_train: int) -> list[Phase]:
+        # k D updates per step, each on its own chunk of reals: one gather of k batches
+        return [Phase("train", steps, self.train_step, self.train_cfg.batch_size * self.cfg.d_steps)]
+
+    def train_step(self, batch, update: Update, step: int = 0) -> dict[str, Tensor]:
+        c = self.cfg
+        labels = batch["label"] if self.num_classes else None
+        return adversarial_step(self.G, self.D, self.loss, batch["image"], labels, c.z_dim, c.d_steps, update,
+                                c.updates, c.reuse_fakes, self.augment, self.r1_gamma)
+
+    def fixed_inputs(self, n: int, generator: torch.Generator, data: Dataset | None = None):
+        return fixed_inputs(n, self.cfg.z_dim, self.num_classes, generator)
+
+    @torch.no_grad()
+    def render(self, fixed):
+        labels = fixed["label"].to(self.device) if self.num_classes else None
+        return self.G(fixed["z"].to(self.device), labels), int(fixed["nrow"])
+
+    @torch.no_grad()
+    def sample(self, n: int, label: int | None = None, data: Dataset | None = None) -> Tensor:
+        if label is not None and not self.num_classes:
+            raise GankitError("this model is not conditional: --label needs cgan or a conditional dcgan "
+                              "(model.conditional=true)")
+        if label is not None and not 0 <= label < self.num_classes:
+            raise GankitError(f"--label must be in 0..{self.num_classes - 1}, got {label}")
+        labels = sample_labels(n, self.num_classes, label, self.device)
+        return self.G(torch.randn(n, self.cfg.z_dim, device=self.device), labels)
+
+    def evaluate(self, data: Dataset) -> dict[str, float]:
+        return {}  # the trainer's diagnostics (metrics/diagnostics.py) cover image GANs
+
+    @staticmethod
+    def report_figures(rows: list[dict], config: dict, out_dir: Path) -> list[Path]:
+        return []  # the report's generic loss, evaluation and diagnostics figures cover image GANs
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -24,41 +24,30 @@ metric keys and a "protocol" dict, then the report is rewritten.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import GankitError
-from .features import ClassifierFeatures, InceptionFeatures, extract
-from .image import METRICS, accuracy
+from .api import load_run, run_config
+from .config import DataConfig
+from .data import load_data
+from .distributed import pick_device
+from .errors import GankitError
+from .metrics.diagnostics import eval_diagnostics
+from .models import MODELS
+from .report import write_report
+from .runs import RunDir
+from .metrics.classifier import cache_dir, default_digits_classifier
+from .metrics.features import ClassifierFeatures, InceptionFeatures, extract
+from .metrics.image import METRICS, accuracy
 
 REFERENCES = ("auto", "train", "held_out")
-
-
-def cache_dir() -> Path:
-    """Where fitted classifiers and reference statistics are kept ($GANKIT_CACHE_DIR, default
-    ~/.cache/gankit); says so on stderr the first time it is created."""
-    path = Path(os.environ.get("GANKIT_CACHE_DIR") or Path.home() / ".cache" / "gankit")
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
-        print(f"gankit: caching classifiers and reference statistics in {path} "
-              "(set GANKIT_CACHE_DIR to put them elsewhere)", file=sys.stderr)
-    return path
-
-
-def default_digits_classifier(device: str = "cpu") -> Path:
-    """The built-in `digits` data needs no --features: fit (once) and cache a classifier."""
-    from .classifier import fit_classifier
-    path = cache_dir() / "classifiers" / "digits-size32-seed0.pt"
-    if not path.is_file():
-        fit_classifier("digits", path, epochs=8, size=32, seed=0, device=device)
-    return path
 
 
 def feature_network(data_spec: str, features: str | None, inception: str | bool | None, device="cpu",
@@ -87,7 +76,6 @@ PROTOCOLS: dict[str, tuple[int, str, dict]] = {
 
 def protocol_data(data_cfg, protocol: str):
     """The run's data config with the protocol's reference overrides applied."""
-    import dataclasses
     if protocol not in PROTOCOLS:
         raise GankitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
     if protocol == "cifar10-10k" and data_cfg.spec.split(":")[0].strip().lower() != "cifar10":
@@ -111,7 +99,6 @@ def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: i
                 return blob
         except Exception:
             pass  # a damaged cache entry is recomputed
-    from ..data import load_data
     data = load_data(data_cfg, "image")
     tensors = data.tensors if split == "train" else data.held_out
     if tensors is None:
@@ -119,7 +106,7 @@ def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: i
                           "(train with --set data.holdout=N, or use --reference train)")
     feats, logits = extract(net, tensors["image"], batch_size, progress="reference features" if progress else None)
     blob = {"key": key, "features": feats, "logits": logits, "labels": tensors.get("label"),
-            "source": str(data.info.get("source", data_cfg.spec))}
+            "source": data.info.source or data_cfg.spec}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(blob, tmp)
@@ -162,12 +149,7 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
                  device: str = "auto", protocol: str | None = None, resize: str = "clean", threads: int = 0,
                  progress: bool = False, bf16: bool = False) -> dict:
     """Evaluate a run's newest checkpoint; the record is appended to RUN_DIR/metrics.jsonl."""
-    from ..api import load_run
-    from ..models import MODELS
-    from ..report import write_report
-    from ..runs import RunDir
-    from ..trainer import pick_device
-    cfg = RunDir(run_dir).config()
+    cfg = run_config(run_dir)
     if cfg.name not in MODELS:
         raise GankitError(f"{run_dir} is a '{cfg.name}' run, a model this gankit does not have")
     kind = MODELS[cfg.name].DATA_KIND
@@ -179,16 +161,15 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
             fid_net = feature_network(cfg.data.spec, None, inception, dev, resize, threads, bf16)
         return _evaluate_own(run_dir, cfg, dev, seed, t0, fid_net)
     run = load_run(run_dir, device=dev)
-    record = evaluate_generator(run.sample, cfg.data, num_classes=int(getattr(run.model, "num_classes", 0) or 0),
+    record = evaluate_generator(run.sample, cfg.data, num_classes=run.model.num_classes,
                                 features=features, inception=inception, n=n, batch_size=batch_size,
                                 reference=reference, seed=seed, device=dev, protocol=protocol, resize=resize,
                                 threads=threads, progress=progress, bf16=bf16)
-    from .diagnostics import eval_diagnostics  # class coverage, memorisation (gankit/diagnostics.py)
     record |= eval_diagnostics(run, features, dev, seed)
     record["protocol"] = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
                           "generator": "ema" if cfg.train.ema else "G", **record["protocol"],
                           "eval_seconds": round(time.perf_counter() - t0, 2)}
-    return _log(run_dir, {"step": run.step, **record}, write_report)
+    return _log(run_dir, {"step": run.step, **record})
 
 
 def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | None = None,
@@ -198,7 +179,6 @@ def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | N
     """The eval record of any generator: `sample(n, label=None, seed=None) -> (n, C, H, W) in [-1, 1]`
     (a LoadedRun's .sample), judged against the real data `data_cfg` (a DataConfig or a spec).
     Nothing is logged; `evaluate_run` is this plus the run's metrics.jsonl."""
-    from ..config import DataConfig
     if isinstance(data_cfg, str):
         data_cfg = DataConfig(spec=data_cfg)
     if reference not in REFERENCES:
@@ -248,30 +228,25 @@ def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | N
 def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float, fid_net=None) -> dict:
     """Text / translation runs: the model's own evaluate() (NLL-oracle, BLEU, paired L1...);
     translation runs with an Inception `fid_net` also get FID of translations into photo domains."""
-    from ..api import load_run
-    from ..report import write_report
     run = load_run(run_dir, device=dev, with_data=True)
-    if not hasattr(run.model, "evaluate"):
-        raise GankitError(f"model '{cfg.name}' has no evaluate(); nothing to measure for its "
-                          f"{type(run.model).DATA_KIND} data")
     torch.manual_seed(seed)
-    with torch.no_grad():
-        metrics = {k: float(v) for k, v in run.model.evaluate(**({"fid_net": fid_net} if fid_net else {})).items()}
+    with torch.no_grad():  # (only CycleGAN's evaluate takes an Inception network, for FID of translations)
+        metrics = {k: float(v) for k, v in
+                   run.model.evaluate(run.data, **({"fid_net": fid_net} if fid_net else {})).items()}
     protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step, "data_spec": cfg.data.spec,
                 "seed": seed, "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2),
                 **{f"model.{k}": v for k, v in vars(cfg.model).items() if k.endswith("samples")}}  # sample counts
-    data = getattr(run.model, "data", None)
-    if data is not None and "held_out_split" in data.info:
-        protocol["held_out"] = data.info["held_out_split"] or "none"
+    data = run.data
+    if data.info.paired_eval:
+        protocol["held_out"] = data.info.held_out_split or "none"
         protocol["n_held_out"] = len(data.held_out["a"]) if data.held_out else 0
     if fid_net is not None:
         protocol.update({"fid": "translations vs the real held-out images of the target domain",
                          **fid_net.protocol()})
-    return _log(run_dir, {"step": run.step, "eval": True, **metrics, "protocol": protocol}, write_report)
+    return _log(run_dir, {"step": run.step, "eval": True, **metrics, "protocol": protocol})
 
 
-def _log(run_dir, record: dict, write_report) -> dict:
-    from ..runs import RunDir
+def _log(run_dir, record: dict) -> dict:
     RunDir(run_dir).log(record)
     write_report(run_dir)
     return record
