@@ -8,12 +8,31 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 import warnings
 from pathlib import Path
 
+from . import __version__
+from .api import build_config, load_run, resume, train
+from .bench import bench
+from .compare import Plan, compare
+from .config import DataConfig, TrainConfig, describe, shipped_configs
+from .data import DATASETS
+from .data.download import download
+from .data.transforms import save_grid
 from .errors import GankitError, Interrupted
+from .evaluate import evaluate_run
+from .losses import LOSSES
+from .metrics.classifier import fit_classifier
+from .metrics.fid import compute_stats, fid_between, save_stats
+from .metrics.inception import InceptionFeatures
+from .models import MODELS
+from .report import write_report
+from .runs import RunDir
+from .theory import run_theory
+from .translate import translate
 
 
 def _compact_warnings() -> None:
@@ -27,8 +46,6 @@ def _compact_warnings() -> None:
 def _config_epilog(model: str | None = None) -> str:
     """The data.* and train.* keys with their defaults: MODEL's own (its shipped config)
     for `gankit train MODEL --help`, else the generic dataclass defaults."""
-    from .api import build_config
-    from .config import DataConfig, TrainConfig, describe
     if model:
         cfg = build_config(model)
         sections = (("data", cfg.data), ("train", cfg.train))
@@ -48,12 +65,10 @@ def _help_model(argv: list[str]) -> str | None:
     """The model named in `gankit train MODEL --help`, so that help shows its defaults."""
     if "train" not in argv or not {"-h", "--help"} & set(argv):
         return None
-    from .models import MODELS
     return next((a for a in argv[argv.index("train") + 1:] if a in MODELS), None)
 
 
 def cmd_train(args) -> int:
-    from .api import build_config, resume, train
     overrides = [o for group in args.set for o in group]
     cli = {"data.spec": args.data, "train.steps": args.steps, "train.epochs": args.epochs,
            "train.batch_size": args.batch_size, "train.seed": args.seed, "train.device": args.device}
@@ -80,8 +95,6 @@ def cmd_train(args) -> int:
 # ---------------------------------------------------------------------------- sample
 
 def cmd_sample(args) -> int:
-    from .api import load_run
-    from .data.transforms import save_grid
     run = load_run(args.run_dir, device=args.device)
     out = run.sample(args.n, label=args.label, seed=args.seed)
     if isinstance(out, list):  # text models print sentences
@@ -99,8 +112,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-    from .runs import RunDir
     if not RunDir(args.run_dir).exists():
         raise GankitError(f"{args.run_dir} is not a gankit run directory (no config.yaml)")
     print(f"wrote {write_report(args.run_dir)}")
@@ -108,11 +119,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .api import build_config
-    from .config import describe, shipped_configs
-    from .data import DATASETS
-    from .losses import LOSSES
-    from .models import MODELS
     if args.keys:
         cfg = build_config(args.keys)
         for section, obj in cfg.sections().items():
@@ -135,7 +141,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .data.download import download
     print(f"downloaded {args.name} to {download(args.name, args.dir)}")
     return 0
 
@@ -143,8 +148,6 @@ def cmd_download(args) -> int:
 # ---------------------------------------------------- evaluation, translation, speed
 
 def cmd_eval(args) -> int:
-    import json
-    from .evaluate import evaluate_run
     result = evaluate_run(args.run_dir, features=args.features, inception=args.inception, n=args.n,
                           batch_size=args.batch_size, reference=args.reference, seed=args.seed,
                           device=args.device, protocol=args.protocol, resize=args.resize,
@@ -154,9 +157,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_fid(args) -> int:
-    import json
-    from .metrics.fid import compute_stats, fid_between, save_stats
-    from .metrics.inception import InceptionFeatures
     if args.save_stats:
         net = InceptionFeatures(args.inception, resize=args.resize, threads=args.threads, bf16=args.bf16)
         stats = compute_stats(args.a, net, args.batch_size)
@@ -169,7 +169,6 @@ def cmd_fid(args) -> int:
 
 
 def cmd_fit_classifier(args) -> int:
-    from .metrics.classifier import fit_classifier
     result = fit_classifier(args.data, args.out, epochs=args.epochs, size=args.size, seed=args.seed,
                             device=args.device, holdout=args.holdout)
     print(f"wrote {args.out} (held-out accuracy {result['accuracy']:.4f})")
@@ -177,7 +176,6 @@ def cmd_fit_classifier(args) -> int:
 
 
 def cmd_theory(args) -> int:
-    from .theory import run_theory
     out = run_theory(args.out, steps=args.steps, seed=args.seed, data=args.toy, progress=not args.no_progress,
                      snapshots=args.snapshots)
     print(f"theory lab written to {out}")
@@ -185,7 +183,6 @@ def cmd_theory(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import Plan, compare
     plan = Plan(data=args.data, runs=args.runs, vary=args.vary, seeds=args.seeds, steps=args.steps or 0,
                 budget_s=args.budget_s or 0.0, clock=args.clock, evals=args.evals, n=args.n,
                 features=args.features, sets=[o for group in args.set for o in group], device=args.device)
@@ -196,7 +193,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_translate(args) -> int:
-    from .translate import translate
     n = translate(args.run_dir, args.input, args.out, direction=args.direction, batch_size=args.batch_size,
                   sheet=args.sheet, device=args.device)
     print(f"translated {n} image(s) into {args.out}")
@@ -204,8 +200,6 @@ def cmd_translate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import json
-    from .bench import bench
     overrides = [o for group in args.set for o in group]
     result = bench(args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                    device=args.device, overrides=overrides, phase=args.phase, as_reference=args.as_reference)
@@ -216,7 +210,6 @@ def cmd_bench(args) -> int:
 # ---------------------------------------------------------------------------- parser
 
 def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
-    from . import __version__
     p = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and compare the classic GANs on real data.")
     p.add_argument("--version", action="version", version=f"gankit {__version__}")
     p.add_argument("--debug", action="store_true", help="show full Python tracebacks on errors")
