@@ -5,6 +5,8 @@ DATASETS maps each spec prefix to its loader and a one-line description.
 """
 from __future__ import annotations
 
+import hashlib
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +17,7 @@ from ..config import DataConfig
 from ..errors import GankitError, unknown
 from . import builtin, images, oracle, text
 from .dataset import Batch, DataInfo, Dataset
+from .palette import load_palette
 from .transforms import random_crop_flip, resize, uint8_to_float
 
 __all__ = ["Batch", "DataInfo", "Dataset", "DATASETS", "load_data", "parse_spec", "resolve_paths"]
@@ -99,7 +102,6 @@ def _translation_dataset(a: np.ndarray, b: np.ndarray, cfg: DataConfig, source: 
             return {k: random_crop_flip(v, size) for k, v in batch.items()}
     palette = cfg.palette  # a file as an absolute path: evaluation may run from another directory
     if palette and palette != "none":
-        from ..metrics.paired import load_palette
         load_palette(palette)  # a bad file fails now, not at the first evaluation
         if Path(palette).expanduser().is_file():
             palette = str(Path(palette).expanduser().resolve())
@@ -121,7 +123,7 @@ def _paired(arg, cfg):
         if (root / split).is_dir():
             held_split = split
             held_a, held_b = images.load_paired(root, split, size, cfg.direction, cfg.strict)
-            import hashlib, warnings  # held-out pairs that are copies of training pairs inflate the metrics
+            # held-out pairs that are copies of training pairs inflate the metrics
             digest = lambda p: hashlib.md5(p.read_bytes()).hexdigest()  # noqa: E731
             seen = {digest(p) for p in images.list_images(root / "train")}
             if n_dup := sum(digest(p) in seen for p in images.list_images(root / split)):
