@@ -251,3 +251,37 @@ def test_filesystem_without_locks_trains_with_a_warning(tmp_path, monkeypatch, c
     code, err = run_cli(train_args(tmp_path / "run", 5), capsys)
     assert code == 0 and "this filesystem has no file locks (No locks available)" in err
     assert ckpt_step(tmp_path / "run" / "checkpoints" / "last.pt") == 5 and not (tmp_path / "run" / LOCK_NAME).exists()
+
+
+# ------------------------------------------------------------------- atomic files
+
+def _writers(tmp_path):
+    """Every kind of file gankit keeps, each written through runs.atomic_write."""
+    from gankit.data.transforms import save_grid
+    from gankit.metrics.fid import save_stats
+    from gankit.runs import atomic_write_bytes
+    feats = torch.randn(4, 3)
+    stats = {"features": feats, "mu": feats.mean(0), "sigma": torch.eye(3), "n": 4}
+    return {"grid.png": lambda p: save_grid(torch.zeros(2, 3, 4, 4), p, nrow=2),
+            "stats.npz": lambda p: save_stats(stats, p),
+            "state.pt": lambda p: save_checkpoint({"step": 1}, p),
+            "blob.bin": lambda p: atomic_write_bytes(p, b"new")}
+
+
+@pytest.mark.parametrize("name", ["grid.png", "stats.npz", "state.pt", "blob.bin"])
+def test_file_writes_are_atomic_and_fsynced(tmp_path, monkeypatch, name):
+    """A write that dies at its fsync leaves the old file whole and no temporary file; a
+    writer that never fsyncs would replace the file and fail this test."""
+    import gankit.runs as runs
+    path = tmp_path / name
+    path.write_bytes(b"old")
+
+    def fsync_fails(fd):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(runs.os, "fsync", fsync_fails)
+    with pytest.raises((OSError, GankitError)):
+        _writers(tmp_path)[name](path)
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    _writers(tmp_path)[name](path)
+    assert path.read_bytes() != b"old" and sorted(p.name for p in tmp_path.iterdir()) == [name]

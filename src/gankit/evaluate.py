@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,13 @@ from .config import DataConfig
 from .data import load_data
 from .distributed import pick_device
 from .errors import GankitError
-from .metrics.diagnostics import eval_diagnostics
-from .models import MODELS
-from .report import write_report
-from .runs import RunDir
 from .metrics.classifier import cache_dir, default_digits_classifier
+from .metrics.diagnostics import eval_diagnostics
 from .metrics.features import ClassifierFeatures, InceptionFeatures, extract
 from .metrics.image import METRICS, accuracy
+from .models import MODELS
+from .report import write_report
+from .runs import RunDir, atomic_write
 
 REFERENCES = ("auto", "train", "held_out")
 
@@ -108,9 +107,7 @@ def reference_features(data_cfg, split: str, net: torch.nn.Module, batch_size: i
     blob = {"key": key, "features": feats, "logits": logits, "labels": tensors.get("label"),
             "source": data.info.source or data_cfg.spec}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(blob, f))
     return blob
 
 

@@ -32,7 +32,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -65,11 +65,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a file so that it is either the old one or the whole new one, even after a crash:
+    `write(f)` fills a temporary file in the same directory, which is fsync'ed and renamed over
+    `path`. Checkpoints, configs, the metrics log, sample grids and caches are written with it."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -77,6 +81,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _feed(h, value, path: str) -> None:
@@ -108,25 +116,15 @@ def state_digest(state: dict[str, Any]) -> str:
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Atomically write `state` to `path`; on any failure the old file is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     full = {**state, "format": FORMAT, "complete": True}
     full["digest"] = state_digest(full)
     try:
-        with open(tmp, "wb") as f:
-            torch.save(full, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(full, f))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise GankitError(f"no space left on device while saving {path}; "
                               "the previous checkpoint is intact") from None
         raise GankitError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:

@@ -4,9 +4,14 @@ All images inside gankit are float tensors NCHW in [-1, 1].
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from ..runs import atomic_write
 
 
 def uint8_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -78,13 +83,8 @@ def make_grid(images: torch.Tensor, nrow: int, pad: int = 2) -> torch.Tensor:
 
 def save_grid(images: torch.Tensor, path, nrow: int = 8) -> None:
     """Save (N, C, H, W) images in [-1, 1] as one PNG grid (written atomically)."""
-    import os
-    from pathlib import Path
-    from PIL import Image
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = to_uint8(make_grid(images.detach().float().cpu(), nrow).unsqueeze(0))[0]
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: img.save(f, format="PNG"))

@@ -12,7 +12,6 @@ sha256) — never with Inception FIDs from papers.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ from ..config import DataConfig
 from ..data import load_data
 from ..distributed import pick_device
 from ..errors import GankitError
-from ..runs import atomic_write_bytes
+from ..runs import atomic_write
 
 FORMAT = "gankit-classifier-1"
 
@@ -137,9 +136,7 @@ def fit_classifier(data_spec: str, out: str | Path, epochs: int = 5, size: int =
             "weights_sha256": _state_sha256(state), "torch": str(torch.__version__)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "state_dict": state, "meta": meta}, buf)
-    atomic_write_bytes(out, buf.getvalue())
+    atomic_write(out, lambda f: torch.save({"format": FORMAT, "state_dict": state, "meta": meta}, f))
     return meta
 
 

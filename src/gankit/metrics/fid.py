@@ -19,8 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ..config import DataConfig
+from ..data import DATASETS, load_data
+from ..data.images import IMAGE_SUFFIXES, list_images
 from ..errors import GankitError
+from ..runs import atomic_write
 from .features import extract
 from .image import frechet_distance, gaussian_stats, kid, precision_recall
 from .inception import InceptionFeatures
@@ -30,7 +35,6 @@ STATS_VERSION = 1
 
 def load_image_set(source: str) -> tuple[torch.Tensor, str]:
     """A folder or data spec -> (uint8 (N, 3, H, W), description)."""
-    from ..data import DATASETS
     name, _, arg = source.partition(":")
     folder = Path(source).expanduser()
     if folder.is_dir():  # a folder of CIFAR-10 batches or MNIST IDX files reads as that data set
@@ -52,16 +56,12 @@ def load_image_set(source: str) -> tuple[torch.Tensor, str]:
 
 
 def _from_spec(spec: str, split: str = "auto") -> torch.Tensor:
-    from ..config import DataConfig
-    from ..data import load_data
     data = load_data(DataConfig(spec=spec, split=split), "image")
     x = data.tensors["image"]  # float [-1, 1] at the data's own size
     return x.add(1).mul(127.5).round().to(torch.uint8)
 
 
 def _read_folder(folder: Path) -> torch.Tensor:
-    from PIL import Image
-    from ..data.images import IMAGE_SUFFIXES, list_images
     if not folder.is_dir():
         raise GankitError(f"not a directory: {folder}")
     paths = list_images(folder)
@@ -105,10 +105,10 @@ def save_stats(stats: dict, path: str | Path) -> Path:
     path = Path(path)
     meta = {k: v for k, v in stats.items() if k not in ("features", "mu", "sigma")}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a name without it
-        np.savez(f, mu=stats["mu"].numpy(), sigma=stats["sigma"].numpy(),
-                 features=stats["features"].numpy().astype(np.float32),
-                 meta=np.array(json.dumps({"version": STATS_VERSION, **meta})))
+    # np.savez writes to the file object; given a name without .npz it would append one
+    atomic_write(path, lambda f: np.savez(f, mu=stats["mu"].numpy(), sigma=stats["sigma"].numpy(),
+                                          features=stats["features"].numpy().astype(np.float32),
+                                          meta=np.array(json.dumps({"version": STATS_VERSION, **meta}))))
     return path
 
 
