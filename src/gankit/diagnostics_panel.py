@@ -5,9 +5,15 @@ mean reward per token position over training (a heatmap), gradient norms, divers
 from __future__ import annotations
 
 import html
+import textwrap
 from pathlib import Path
 
+import matplotlib
+
 from .diagnostics import hints
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 
 def _series(rows: list[dict], key: str) -> list[tuple[int, float]]:
@@ -119,9 +125,6 @@ def plot_diagnostics(rows: list[dict], out: Path, loss: str | None = None) -> Pa
     panels = _panels(rows, loss)
     if not panels:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     cols = min(len(panels), 3)
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.1 * nrows), squeeze=False)
@@ -134,7 +137,6 @@ def plot_diagnostics(rows: list[dict], out: Path, loss: str | None = None) -> Pa
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if len(panels) < axes.size:  # a free slot: the hints, so the figure reads without the page
-        import textwrap
         found = hints(rows, loss)
         text = "\n\n".join(textwrap.fill(h.text, 48) for h in found) or "no diagnostics hint fired"
         axes.flat[len(panels)].text(0, 1, text, va="top", fontsize=7 if found else 9, transform=axes.flat[len(panels)].transAxes)

@@ -167,6 +167,7 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
+        # importable only where torch was built with distributed support, checked just above
         from torch.distributed.nn.functional import all_reduce
         c, dims = x.shape[1], [0] + list(range(2, x.dim()))
         xf = x.float()

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import unknown
+
 
 @dataclass(frozen=True)
 class Loss:
@@ -68,7 +70,6 @@ def d_stats(loss: Loss, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
 
 
 def get_loss(name: str) -> Loss:
-    from .errors import unknown
     if name not in LOSSES:
         raise unknown("loss", name, LOSSES)
     return LOSSES[name]

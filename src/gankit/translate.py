@@ -16,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
+from .api import load_run
+from .data.images import IMAGE_SUFFIXES
+from .data.transforms import to_uint8, uint8_to_float
 from .errors import GankitError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MIN_SIDE = 8  # the ResNet G's reflection padding needs >= 2 pixels at 1/4 resolution
 
 
@@ -37,7 +41,6 @@ def _inputs(path: Path) -> tuple[list[Path], Path]:
 
 def _read(path: Path, channels: int) -> np.ndarray:
     """uint8 (H, W, C) in the model's channel count; converts other modes with a warning."""
-    from PIL import Image, UnidentifiedImageError
     mode = "L" if channels == 1 else "RGB"
     try:
         with Image.open(path) as img:
@@ -68,12 +71,6 @@ def translate_tensor(model, x: torch.Tensor, direction: str = "AtoB") -> torch.T
 def translate(run_dir, input, out, direction: str = "AtoB", batch_size: int = 8, sheet: bool = False,
               device: str = "auto") -> int:
     """Translate the image `input` (or every image under it) into `out`; returns the count."""
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from .api import load_run
-    from .data.transforms import to_uint8, uint8_to_float
-
     if direction not in ("AtoB", "BtoA"):
         raise GankitError(f"--direction must be AtoB or BtoA, got '{direction}'")
     if batch_size <= 0:
@@ -112,5 +109,4 @@ def translate(run_dir, input, out, direction: str = "AtoB", batch_size: int = 8,
 
 
 def _save(arr: np.ndarray, path: Path) -> None:
-    from PIL import Image
     Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(path)

@@ -9,10 +9,11 @@ with no download.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 
 def load_digits_arrays() -> dict:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn is slow to import; only the built-in sets need it
     bunch = load_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)  # (N, 8, 8)
     return {"image": images, "label": bunch.target.astype(np.int64),
@@ -25,8 +26,7 @@ def sample_photo_patches(patch: int, work_side: int = 256, stride_frac: float = 
     Each photo is resized so its short side is `work_side`, then cut on a grid with
     stride `patch * stride_frac`.
     """
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
+    from sklearn.datasets import load_sample_images  # slow to import: see load_digits_arrays
     photos = load_sample_images().images  # [china (427, 640, 3), flower (427, 640, 3)]
     out = []
     for photo in photos:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import GankitError
 from .transforms import convert_channels, resize, uint8_to_float
@@ -196,7 +197,6 @@ def list_images(directory: Path) -> list[Path]:
 
 def read_image(path: Path, mode: str | None = None) -> np.ndarray:
     """Decode one image to uint8 (H, W, C). Grey/RGBA/palette images convert to `mode`."""
-    from PIL import Image
     try:
         with Image.open(path) as img:
             img.load()
@@ -214,7 +214,6 @@ def read_images(paths: list[Path], size: int | None, mode: str | None, strict: b
                 what: str) -> tuple[list[np.ndarray], list[int]]:
     """Decode `paths`, resizing each to `size` with Pillow so mixed sizes stack.
     Returns the arrays and the indices of the paths that decoded."""
-    from PIL import Image
     arrays, kept, bad = [], [], []
     for i, p in enumerate(paths):
         try:
@@ -290,7 +289,6 @@ def split_pairs(images: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndar
 def load_paired(directory: str | Path, split: str, size: int, direction: str,
                 strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pairs from DIR/split/*.jpg, each an A|B image, decoded at (size, 2*size)."""
-    from PIL import Image
     folder = _existing_dir(Path(directory) / split)
     paths = list_images(folder)
     if not paths:
@@ -334,7 +332,6 @@ def load_unpaired(directory: str | Path, split: str, size: int, strict: bool = F
         if not paths:
             raise GankitError(f"{folder}: no images found")
         modes = set()
-        from PIL import Image
         for p in paths[:50]:
             try:
                 with Image.open(p) as img:

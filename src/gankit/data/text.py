@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -57,7 +58,6 @@ def check_text(p: Path, raw: bytes, strict: bool = False) -> None:
     if strict:
         raise GankitError(f"{what}; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) "
                           "or drop data.strict to read them as U+FFFD")
-    import warnings
     warnings.warn(f"{what}; bytes that are not UTF-8 become U+FFFD (re-encode the file as UTF-8, or set "
                   "data.strict=true to fail)", stacklevel=3)
 
@@ -143,7 +143,6 @@ def load_text(path: str, cfg: DataConfig) -> Dataset:
                 f"(the longest has {longest})")
         if cfg.strict:
             raise GankitError(f"{what}; raise data.max_len or drop data.strict to truncate them")
-        import warnings
         warnings.warn(f"{what} were truncated (set data.max_len={longest} to keep them whole, "
                       "or data.strict=true to fail)", stacklevel=2)
     seq_len = max_len + 1  # room for <end>

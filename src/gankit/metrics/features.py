@@ -13,27 +13,20 @@ the network and the sha256 of its weights.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from ..data.transforms import resize
 from ..errors import GankitError
+from .classifier import load_classifier
 from .inception import InceptionFeatures  # noqa: F401  (re-exported: one place to find feature networks)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fit_images(images: Tensor, size: int, channels: int) -> Tensor:
     """Resize (antialiased bilinear) and convert channels so a feature network can read them."""
-    from ..data.transforms import resize
     if images.shape[1] != channels:
         if channels == 1:
             images = images.mean(1, keepdim=True)
@@ -49,7 +42,6 @@ class ClassifierFeatures(nn.Module):
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
         super().__init__()
-        from .classifier import load_classifier
         self.net, self.meta = load_classifier(path)
         self.net.to(device).eval()
         self.size, self.channels = self.meta["size"], self.meta["channels"]
@@ -69,7 +61,6 @@ def extract(net: nn.Module, images: Tensor, batch_size: int = 250,
             progress: str | None = None) -> tuple[Tensor, Tensor | None]:
     """Features (N, D) and logits (N, K) of `images` in batches, on the CPU.
     `progress` = a label: show a tqdm bar (images/s and ETA) on stderr."""
-    from tqdm import tqdm
     feats, logits = [], []
     bar = tqdm(total=len(images), desc=progress, unit="img", disable=progress is None, leave=False)
     for i in range(0, len(images), batch_size):

@@ -23,6 +23,7 @@ in memory and the same samples saved to a folder give the same features. Images 
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from ..errors import GankitError
@@ -52,9 +54,16 @@ def packaged_weights() -> Path:
     return path
 
 
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _resize_clean(x: np.ndarray) -> np.ndarray:
     """(3, H, W) float32 in [0, 255] -> (3, 299, 299): clean-fid's per-channel float PIL bicubic."""
-    from PIL import Image
     out = [np.asarray(Image.fromarray(c, mode="F").resize((SIZE, SIZE), Image.BICUBIC)) for c in x]
     return np.stack(out).clip(0, 255)
 
@@ -99,7 +108,6 @@ class InceptionFeatures(nn.Module):
             self.net = torch.jit.load(str(weights), map_location="cpu").eval()
         except Exception as e:  # not a TorchScript file
             raise GankitError(f"{weights}: not a TorchScript Inception network ({type(e).__name__})") from None
-        from .features import sha256_file
         self.device = torch.device(device)
         self.net.to(self.device)
         self.channels_last, self.bf16, self.resize = channels_last, bf16, resize

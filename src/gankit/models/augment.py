@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ..errors import GankitError
 
 
 def brightness(x: Tensor) -> Tensor:
@@ -63,7 +66,6 @@ POLICIES = {"color": (brightness, saturation, contrast), "translation": (transla
 
 def parse_policy(policy: str) -> list[str]:
     """'color,translation,cutout' -> ['color', 'translation', 'cutout']; '' -> [] (off)."""
-    from ..errors import GankitError
     names = [p.strip() for p in policy.split(",") if p.strip()]
     for name in names:
         if name not in POLICIES:
@@ -90,7 +92,6 @@ class DiffAugment:
 
 def spectral_norm_convs(module: nn.Module) -> None:
     """Spectral-normalise every conv/linear weight of `module` in place."""
-    from torch.nn.utils.parametrizations import spectral_norm
     for m in list(module.modules()):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             spectral_norm(m)

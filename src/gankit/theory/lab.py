@@ -25,15 +25,20 @@ import math
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..errors import GankitError
 from .core import LOG4, TOYS, jsd, kde_on_grid, optimal_discriminator, toy, value, value_at_optimum
 from .objectives import (OBJECTIVES, converge_discriminator, d_errors, generator_gradients, pearson_chi2,
                          population_loss, tv)
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 LAB_LOSSES = ("bce", "lsgan", "hinge")  # minimax shares bce's D loss
 
@@ -108,7 +113,6 @@ def train_toy(data: str = "mixture1d", steps: int = 2000, seed: int = 0, snapsho
     """Train a small MLP GAN; return per-snapshot records, arrays and the fixed context.
     lr 2e-4 (the DCGAN rate): at 1e-3 the toy game oscillates and JSD stops falling after
     a few hundred steps."""
-    from tqdm.auto import tqdm
     if steps < 1:
         raise GankitError(f"--steps must be positive, got {steps}")
     if snapshots < 2:
@@ -158,9 +162,6 @@ def _legend_below(fig, ax, ncol: int = 3, **kw) -> None:
 
 
 def _figures(records, arrays, ctx, out: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     mix, grid, p_data = ctx["mix"], ctx["grid"], ctx["p_data"]
     steps = [r["step"] for r in records]
     paths = []

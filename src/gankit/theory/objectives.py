@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..losses import LOSSES
 from .core import LOG4, jsd, optimal_discriminator
 
 
@@ -150,7 +151,6 @@ def generator_gradients(G: nn.Module, D: Callable[[Tensor], Tensor], z: Tensor) 
     (G, D), plus the mean D(G(z)). Where D rejects fakes confidently (D(G(z)) -> 0, the
     start of training), d/dt log(1 - sigmoid(t)) = -sigmoid(t) -> 0 while
     d/dt -log sigmoid(t) = -(1 - sigmoid(t)) -> -1: minimax's gradient vanishes."""
-    from ..losses import LOSSES
     out = {}
     for name in ("bce", "minimax"):
         G.zero_grad(set_to_none=True)
