@@ -1,7 +1,7 @@
 import pytest
 
 from gankit import build_config
-from gankit.config import DataConfig, load_yaml, parse_override, shipped_configs
+from gankit.config import DataConfig, RunConfig, config_dir, load_yaml, parse_override, shipped_configs
 from gankit.errors import GankitError
 from gankit.models import MODELS
 
@@ -78,3 +78,25 @@ def test_override_syntax():
 
 def test_data_config_defaults_to_builtin_digits():
     assert DataConfig().spec == "digits"
+
+
+@pytest.mark.parametrize("path", shipped_configs(), ids=lambda p: p.name)
+def test_shipped_configs_hold_only_differences_and_no_paths(path):
+    """Each key of a shipped YAML changes the config it applies to (the dataclass defaults
+    for configs/NAME.yaml, NAME.yaml for a variant), and no data path is built in: the
+    user names the data with --data."""
+    data = load_yaml(path)
+    name = data.get("name", path.stem)
+    base = (RunConfig(name=name, model=MODELS[name].Config()) if path.stem == name else build_config(name)).to_dict()
+    same = [f"{section}.{key}" for section, keys in data.items() if isinstance(keys, dict)
+            for key, value in keys.items() if base[section][key] == value]
+    assert not same, f"{path.name} restates {same}"
+    cfg = build_config(name, [path])
+    assert ":" not in cfg.data.spec and not cfg.data.reference and "shared/data" not in path.read_text()
+
+
+def test_a_config_without_its_data_path_asks_for_one(tmp_path, capsys):
+    from gankit.cli import main
+    config = str(config_dir() / "seqgan-coco.yaml")
+    assert main(["train", "seqgan", "--config", config, "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "error: data spec 'text' needs a path: text:FILE"

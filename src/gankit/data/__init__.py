@@ -160,16 +160,16 @@ def _photos(arg, cfg):
 
 
 def _text(arg, cfg):
-    return text.load_text(_need(arg, "text"), cfg)
+    return text.load_text(_need(arg, "text", "FILE"), cfg)
 
 
 def _oracle(arg, cfg):
     return oracle.load_oracle(arg, cfg)
 
 
-def _need(arg: str | None, name: str) -> str:
+def _need(arg: str | None, name: str, what: str = "DIR") -> str:
     if not arg:
-        raise GankitError(f"data spec '{name}' needs a path: {name}:DIR")
+        raise GankitError(f"data spec '{name}' needs a path: {name}:{what}")
     return arg
 
 

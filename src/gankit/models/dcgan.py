@@ -14,7 +14,7 @@ Small-data options, all off by default (models/augment.py): `model.diffaugment`,
 is `train.lr_d` (D's rate) next to `train.lr` (G's).
 
 Speed: the 4x4 stride-2 convs at the 8x8 <-> 4x4 end run as explicit GEMMs on CPU
-(models/gemm_conv.py; the same arithmetic, measured 1.45x per DCGAN-32 step).
+(models/gemm_conv.py; the same arithmetic, faster: docs/benchmarks.md, "DCGAN-32 speed").
 """
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """DCGAN's 4x4 stride-2 (padding 1) convolutions as explicit GEMMs on CPU.
 
-Why: profiled on the 2-core dev CPU (docs/benchmarks.md, "DCGAN-32 speed"), convolutions
-are ~85% of a DCGAN-32 step, and at the low-resolution end (8x8 <-> 4x4, 256-512 channels)
-oneDNN's bf16 kernels reach only ~50-180 GFLOP/s (weight gradient ~50) where a plain GEMM of
-the same size reaches ~500. There the patch matrix is small, so im2col + one GEMM per
-product (output, input gradient, weight gradient) is cheaper. Same arithmetic: bf16 (under
+Why: convolutions are most of a DCGAN-32 step on CPU, and at the low-resolution end (8x8
+<-> 4x4, 256-512 channels) oneDNN's bf16 kernels run far below a plain GEMM of the same size
+(the profile: docs/benchmarks.md, "DCGAN-32 speed"). There the patch matrix is small, so
+im2col + one GEMM per product (output, input gradient, weight gradient) is cheaper. Same arithmetic: bf16 (under
 autocast) or fp32 operands, fp32 accumulation inside the GEMM, overlapping patch sums
 (col2im) accumulated in fp32 and rounded once, as the conv kernels do.
 
