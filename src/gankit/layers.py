@@ -1,6 +1,7 @@
 """Building blocks the models (and the oracle data) share: the LSTM language model that is
 both SeqGAN's generator and the oracle, its exact sampler and per-token NLL, the DCGAN
-paper's initialisation, a cheaper CPU dropout, fused Adam and freezing a network.
+paper's initialisation, a cheaper CPU dropout, fused Adam, freezing a network and finding
+its device.
 """
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def adam(params, train, lr: float) -> torch.optim.Adam:
     fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {"foreach": True}
     return torch.optim.Adam(params, lr=lr, betas=(train.beta1, train.beta2),
                             weight_decay=train.weight_decay, **fused)
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where a model's parameters live (the models' `device` property)."""
+    return next(module.parameters()).device
 
 
 def requires_grad(module: nn.Module, flag: bool) -> None:

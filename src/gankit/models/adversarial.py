@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..data.dataset import Dataset
 from ..errors import GankitError
-from ..layers import adam, requires_grad
+from ..layers import adam, device_of, requires_grad
 from ..losses import Loss, d_stats, get_loss
 from .augment import r1_penalty
 from .protocol import Phase, Update
@@ -222,6 +222,4 @@ class ImageGAN(nn.Module):
     def report_figures(rows: list[dict], config: dict, out_dir: Path) -> list[Path]:
         return []  # the report's generic loss, evaluation and diagnostics figures cover image GANs
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    device = property(device_of)

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..errors import GankitError
 from ..losses import d_stats, get_loss
 from ..data.dataset import DataInfo, Dataset
-from ..layers import adam, init_normal, requires_grad
+from ..layers import adam, device_of, init_normal, requires_grad
 from .protocol import Phase
 
 @dataclass
@@ -313,9 +313,7 @@ class CycleGAN(nn.Module):
     def report_figures(rows: list[dict], config: dict, out_dir: Path) -> list[Path]:
         return []  # the translation sheets are the sample grids
 
-    @property
-    def device(self):
-        return next(self.parameters()).device
+    device = property(device_of)
 
 
 def lr_factor(decay_start: float, total_steps: int):
