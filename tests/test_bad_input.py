@@ -359,7 +359,7 @@ def test_odd_unicode_text_loads(tmp_path):
              "emoji \U0001F600 \u05e9\u05dc\u05d5\u05dd", "line\u2028separator", "  ", "tab\tseparated words"] * 2
     f.write_bytes("\r\n".join(lines).encode("utf-8", errors="surrogateescape").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
     ds = load_data(DataConfig(spec=f"text:{f}"), "text")
-    vocab = ds.info["vocab"]
+    vocab = ds.info.vocab
     assert "caf\u00e9" in vocab and "cafe\u0301" not in vocab
     assert "\U0001F600" in vocab and "\ufffd\ufffd" in vocab
     assert len(ds.tensors["tokens"]) + len(ds.held_out["tokens"]) == 16  # 8 non-blank lines x 2 (U+2028 splits a line)

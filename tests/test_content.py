@@ -86,7 +86,7 @@ def test_clean_utf8_text_loads_quietly(tmp_path, recwarn):
     f = tmp_path / "ok.txt"
     f.write_text("un café au lait\nle chat 😀 est noir\n" * 10, encoding="utf-8")
     ds = load_data(DataConfig(spec=f"text:{f}"), "text")
-    assert "café" in ds.info["vocab"] and not [w for w in recwarn if "UTF-8" in str(w.message)]
+    assert "café" in ds.info.vocab and not [w for w in recwarn if "UTF-8" in str(w.message)]
 
 
 # ----------------------------------------------------------------------------- paired
@@ -180,7 +180,7 @@ def test_cifar_binary_with_rows_out_of_step(tmp_path, capsys):
 def test_good_cifar_batch_loads(tmp_path):
     d = cifar_batch(tmp_path / "c", _pixels(8), [0, 1, 2, 3, 4, 5, 6, 9])
     ds = load_data(DataConfig(spec=f"cifar10:{d}", size=8), "image")
-    assert ds.tensors["image"].shape == (8, 3, 8, 8) and ds.info["num_classes"] == 10
+    assert ds.tensors["image"].shape == (8, 3, 8, 8) and ds.info.num_classes == 10
 
 
 # -------------------------------------------------------------------------------- IDX
@@ -236,7 +236,7 @@ def test_good_oracle_npz_loads(tmp_path):
     f = tmp_path / "oracle.npz"
     np.savez(f, **oracle_arrays())
     ds = load_data(DataConfig(spec=f"oracle:{f}", num_samples=16, max_len=5), "text")
-    assert ds.info["vocab_size"] == V and ds.tensors["tokens"].shape == (16, 5)
+    assert ds.info.vocab_size == V and ds.tensors["tokens"].shape == (16, 5)
 
 
 # ----------------------------------------------------------------------------- folder

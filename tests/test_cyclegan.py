@@ -13,7 +13,7 @@ from PIL import Image
 from gankit.cli import main as cli
 from gankit import build_config
 from gankit.config import DataConfig
-from gankit.data import Dataset, load_data
+from gankit.data import DataInfo, Dataset, load_data
 from gankit.models import MODELS
 from gankit.metrics.paired import label_metrics, load_palette, pick_palette
 from gankit.models.cyclegan import Discriminator, Generator, ReplayBuffer, lr_factor
@@ -31,8 +31,8 @@ def _model(overrides=(), size=32, data=None):
     cfg = build_config("cyclegan", overrides=[*TINY, f"data.size={size}", *overrides])
     if data is None:
         x = torch.rand(4, 3, size, size) * 2 - 1
-        data = Dataset("unpaired", {"a": x, "b": x.flip(1)}, {"channels": 3, "size": size, "source": "test"})
-    return MODELS["cyclegan"](cfg.model, data, cfg.train), cfg
+        data = Dataset("unpaired", {"a": x, "b": x.flip(1)}, DataInfo(channels=3, size=size, source="test"))
+    return MODELS["cyclegan"](cfg.model, data.info, cfg.train), cfg
 
 
 def _update(opts):
@@ -171,7 +171,7 @@ def test_paired_loader_splits_both_directions(paired_dir, direction):
     labels, photos = ("b", "a") if direction == "AtoB" else ("a", "b")
     assert data.held_out[labels].shape == data.held_out[photos].shape == (3, 3, 32, 32)
     assert pick_palette("", data.held_out[labels])["name"] == "facades" and pick_palette("", data.held_out[photos]) is None
-    assert "held out: val/" in data.info["source"] and data.info["held_out_split"] == "val"
+    assert "held out: val/" in data.info.source and data.info.held_out_split == "val"
     first = np.asarray(Image.open(paired_dir / "val" / "0.png"), dtype=np.float32) / 127.5 - 1
     left = torch.from_numpy(first[:, :32]).permute(2, 0, 1)
     got = data.held_out["a" if direction == "AtoB" else "b"][0]

@@ -61,7 +61,7 @@ def test_mnist_dataset_is_scaled_and_resized(mnist_dir):
     x = data.tensors["image"]
     assert x.shape == (64, 1, 32, 32) and x.dtype == torch.float32
     assert x.min() >= -1 and x.max() <= 1 and x.min() < -0.99
-    assert data.info["num_classes"] == 10
+    assert data.info.num_classes == 10
 
 
 def _cifar_batch(path, n, seed):

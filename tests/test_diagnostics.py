@@ -234,14 +234,13 @@ def test_gankit_eval_adds_coverage_and_memorisation(tmp_path, monkeypatch):
 
 
 def test_cyclegan_step_reports_d_outputs_on_its_patches():
-    from gankit.data import Dataset
+    from gankit.data import DataInfo
     from gankit.distributed import Dist
     from gankit.models import MODELS
     cfg = build_config("cyclegan", overrides=["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3",
                                               "data.size=32", "train.batch_size=1"])
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    model = MODELS["cyclegan"](cfg.model, Dataset("unpaired", {"a": x, "b": x.flip(1)},
-                                                  {"channels": 3, "size": 32, "source": "test"}), cfg.train)
+    model = MODELS["cyclegan"](cfg.model, DataInfo(channels=3, size=32, source="test"), cfg.train)
     update = Updater(model.configure_optimizers(), Dist())
     update.measure = True
     out = model.train_step({"a": x[:1], "b": x[1:]}, update)

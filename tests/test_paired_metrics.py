@@ -89,11 +89,11 @@ def test_paired_loader_scores_on_test_when_there_is_no_val(tmp_path):
     _pairs(tmp_path, "train", 3, rng)
     _pairs(tmp_path, "test", 2, rng)
     data = load_data(DataConfig(spec=f"paired:{tmp_path}", size=16, augment=False), "unpaired")
-    assert data.info["held_out_split"] == "test" and "held out: test/ (no val/)" in data.info["source"]
+    assert data.info.held_out_split == "test" and "held out: test/ (no val/)" in data.info.source
     assert data.held_out["a"].shape == (2, 3, 16, 16)
     _pairs(tmp_path, "val", 1, rng)
     data = load_data(DataConfig(spec=f"paired:{tmp_path}", size=16, augment=False), "unpaired")
-    assert data.info["held_out_split"] == "val" and len(data.held_out["a"]) == 1
+    assert data.info.held_out_split == "val" and len(data.held_out["a"]) == 1
 
 
 def test_data_palette_is_checked_at_load_time(tmp_path):
@@ -102,4 +102,4 @@ def test_data_palette_is_checked_at_load_time(tmp_path):
     with pytest.raises(GankitError, match="data.palette"):
         load_data(DataConfig(spec=f"paired:{tmp_path}", size=16, palette="nope.json"), "unpaired")
     data = load_data(DataConfig(spec=f"paired:{tmp_path}", size=16, palette="facades"), "unpaired")
-    assert data.info["palette"] == "facades"
+    assert data.info.palette == "facades"

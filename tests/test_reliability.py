@@ -188,11 +188,11 @@ def _signal_at(monkeypatch, step: int, signum: int) -> None:
     calls = [0]
     original = GAN.train_step
 
-    def train_step(self, batch, update):
+    def train_step(self, batch, update, global_step=0):
         calls[0] += 1
         if calls[0] == step:
             os.kill(os.getpid(), signum)
-        return original(self, batch, update)
+        return original(self, batch, update, global_step)
     monkeypatch.setattr(GAN, "train_step", train_step)
 
 
@@ -240,9 +240,9 @@ def _nan_at(monkeypatch, step: int, poison_params: bool = False, once: bool = Tr
     calls = [0]
     original = GAN.train_step
 
-    def train_step(self, batch, update):
+    def train_step(self, batch, update, global_step=0):
         calls[0] += 1
-        losses = original(self, batch, update)
+        losses = original(self, batch, update, global_step)
         if calls[0] == step or (not once and calls[0] >= step):
             if poison_params:
                 with torch.no_grad():
@@ -275,7 +275,7 @@ def test_nan_parameters_are_never_saved(tmp_path, monkeypatch):
     import gankit.trainer as trainer
     from gankit import build_config
     run = tmp_path / "run"
-    monkeypatch.setattr(trainer._Trainer, "_check_losses", lambda self, pending: None)
+    monkeypatch.setattr(trainer.Trainer, "flush_check", lambda self, pending: None)
     _nan_at(monkeypatch, 13, poison_params=True)
     monkeypatch.setattr(GAN, "train_step", _strip_losses(GAN.train_step))
     cfg = build_config("gan", overrides=TINY + ["train.steps=100", "train.checkpoint_every=10", "train.log_every=50"])
@@ -285,8 +285,8 @@ def test_nan_parameters_are_never_saved(tmp_path, monkeypatch):
 
 
 def _strip_losses(step_fn):
-    def train_step(self, batch, update):
-        step_fn(self, batch, update)
+    def train_step(self, batch, update, global_step=0):
+        step_fn(self, batch, update, global_step)
         return {}
     return train_step
 
@@ -341,11 +341,11 @@ def test_disk_full_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch,
     tmp = ckpts / f".step_0000030.pt.tmp{os.getpid()}"
     calls, original = [0], GAN.train_step
 
-    def train_step(self, batch, update):
+    def train_step(self, batch, update, global_step=0):
         calls[0] += 1
         if calls[0] == 5:  # step 25 of the resumed run
             tmp.symlink_to("/dev/full")
-        return original(self, batch, update)
+        return original(self, batch, update, global_step)
     monkeypatch.setattr(GAN, "train_step", train_step)
     code, err = run_cli(["train", "--resume", str(run), "--steps", "40"], capsys)
     monkeypatch.undo()

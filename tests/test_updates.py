@@ -1,4 +1,4 @@
-"""The image GANs' update orders (models/common.adversarial_step) against hand-written
+"""The image GANs' update orders (models/adversarial.adversarial_step) against hand-written
 versions of the reference scripts they claim to compute, and the CPU dropout."""
 import copy
 
@@ -8,8 +8,24 @@ import torch
 from gankit import build_config
 from gankit.errors import GankitError
 from gankit.layers import Dropout
+from gankit.data import load_data
+from gankit.distributed import Dist
+from gankit.models import MODELS
 from gankit.models.adversarial import d_real_fake, has_batchnorm
-from test_models import _build, _update_fn
+from gankit.trainer import Updater
+
+from conftest import TINY
+
+
+def _build(name, *extra):
+    cfg = build_config(name, overrides=TINY[name] + list(extra))
+    data = load_data(cfg.data, MODELS[name].DATA_KIND)
+    return MODELS[name](cfg.model, data.info, cfg.train), data, cfg
+
+
+def _update_fn(opts):
+    """The trainer's own update (zero_grad -> backward -> step), single process, no clipping."""
+    return Updater(opts, Dist())
 
 
 def _params(model):

@@ -283,8 +283,7 @@ LOCK_NAME = ".lock"
 
 class RunLog:
     """Where a run's records go: metrics.jsonl, TensorBoard (when it is installed) and short
-    messages above the progress bar. Only the writing process (rank 0) logs; messages show
-    only with train.progress on."""
+    messages above the progress bar. Only the writing process (rank 0) logs."""
 
     def __init__(self, run_dir: RunDir, enabled: bool = True, progress: bool = True):
         self.run_dir, self.enabled, self.progress = run_dir, enabled, progress
@@ -307,8 +306,9 @@ class RunLog:
                          disable=not (self.progress and self.enabled), file=sys.stderr)
         return self._bar
 
-    def say(self, text: str | None) -> None:
-        if text and self.enabled and self.progress:
+    def say(self, text: str | None, always: bool = False) -> None:
+        """A line above the progress bar; without train.progress only when `always`."""
+        if text and self.enabled and (self.progress or always):
             (self._bar.write if self._bar is not None else print)(text, file=sys.stderr)
 
     def record(self, record: dict[str, Any]) -> None:

@@ -293,10 +293,10 @@ class Trainer:
         e = self.engine
         try:
             e.model.load_state_dict(state["model"])
-        except RuntimeError as err:  # e.g. `--resume RUN --set model.hidden=[512]`, or an older version's run
+        except RuntimeError as err:  # e.g. `--resume RUN --set model.hidden=[512]`
             detail = [line.strip() for line in str(err).splitlines() if line.strip()][1:2] or [str(err)[:200]]
-            raise GankitError(f"the checkpoint in {self.run_dir.checkpoints} does not fit this model (a model.* "
-                              f"or data.* key changed on resume, or an older gankit wrote it): {detail[0]}") from None
+            raise GankitError(f"the checkpoint in {self.run_dir.checkpoints} does not fit this model "
+                              f"(a model.* or data.* key changed on resume?): {detail[0]}") from None
         for k, o in e.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in e.schedulers.items():
@@ -368,7 +368,7 @@ class Trainer:
         for h in hints(self.log.history, getattr(self.cfg.model, "loss", None)):  # (SeqGAN has no `loss`)
             if h.code not in self.hints_shown:
                 self.hints_shown.add(h.code)
-                self.log.say(f"hint: {h.text}")
+                self.log.say(f"hint: {h.text}", always=True)
 
     def samples(self, step: int) -> None:
         if self.dist.main:

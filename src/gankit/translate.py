@@ -76,9 +76,9 @@ def translate(run_dir, input, out, direction: str = "AtoB", batch_size: int = 8,
     if batch_size <= 0:
         raise GankitError(f"--batch-size must be positive, got {batch_size}")
     run = load_run(run_dir, device=device)
-    if not hasattr(run.model, "translate"):
+    if run.model.DATA_KIND != "unpaired":  # translation models (CycleGAN) only
         raise GankitError(f"{run.path} is a '{run.config.name}' run; translate needs a cyclegan run")
-    model, channels = run.model, int(run.data_info.get("channels", 3))
+    model, channels = run.model, run.data_info.channels
     dev = next(model.parameters()).device
     files, root = _inputs(Path(input))
     out = Path(out)

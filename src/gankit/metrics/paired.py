@@ -22,6 +22,8 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..data.palette import load_palette, shipped_palettes
+from .features import extract
+from .image import fid
 
 
 def snap(images: Tensor, colours: Tensor) -> Tensor:
@@ -86,3 +88,18 @@ def paired_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
     return {"l1": float((x - y).abs().mean()),
             "psnr": float(peak_signal_noise_ratio(x, y, data_range=1.0)),
             "ssim": float(structural_similarity_index_measure(x, y, data_range=1.0))}
+
+
+def translation_scores(fake: Tensor, target: Tensor, palette: str, fid_net=None) -> dict[str, float]:
+    """One direction of a paired translation against its held-out targets: L1 / PSNR / SSIM,
+    plus pixel accuracy, per-class accuracy and mIoU where the target domain is a label map
+    (`pick_palette(palette, target)`), else, with an Inception `fid_net`, the FID of the
+    translations against the real targets (how real do they look)."""
+    out = paired_metrics(fake, target)
+    chosen = pick_palette(palette, target)
+    if chosen is not None:
+        out |= label_metrics(fake, target, chosen["colours"])
+    elif fid_net is not None:
+        out["fid"] = fid(extract(fid_net, target.cpu(), 50)[0], extract(fid_net, fake.cpu(), 50)[0])["fid"]
+    return out
+

@@ -36,6 +36,7 @@ from ..errors import GankitError
 from ..losses import d_stats, get_loss
 from ..data.dataset import DataInfo, Dataset
 from ..layers import adam, device_of, init_normal, requires_grad
+from ..metrics.paired import translation_scores
 from .protocol import Phase
 
 @dataclass
@@ -285,7 +286,6 @@ class CycleGAN(nn.Module):
         (metrics/paired.py; palette from data.palette), plus, with an Inception `fid_net`, FID
         of the translations into each photo domain against its real held-out images.
         Unpaired data: cycle-reconstruction L1 on the held-out images."""
-        from ..metrics.paired import label_metrics, paired_metrics, pick_palette
         held = data.held_out
         if held is None or "a" not in held:
             return {}
@@ -294,19 +294,11 @@ class CycleGAN(nn.Module):
             cyc_a = _chunked(lambda x: self.G_BA(self.G_AB(x)), a, chunk, self.device)
             cyc_b = _chunked(lambda x: self.G_AB(self.G_BA(x)), b, chunk, self.device)
             return {"cyc_l1_a": _l1(cyc_a, a.to(self.device)), "cyc_l1_b": _l1(cyc_b, b.to(self.device))}
-        setting = self.info.palette  # data.palette, as the loader recorded it
         out = {}
         for name, G, src, tgt in (("AtoB", self.G_AB, a, b), ("BtoA", self.G_BA, b, a)):
-            tgt = tgt.to(self.device)
             fake = _chunked(G, src, chunk, self.device)
-            out.update({f"{name}_{k}": v for k, v in paired_metrics(fake, tgt).items()})
-            palette = pick_palette(setting, tgt)
-            if palette is not None:
-                out.update({f"{name}_{k}": v for k, v in label_metrics(fake, tgt, palette["colours"]).items()})
-            elif fid_net is not None:  # a photo domain: how real do the translations look
-                from ..metrics.features import extract
-                from ..metrics.image import fid
-                out[f"{name}_fid"] = fid(extract(fid_net, tgt.cpu(), 50)[0], extract(fid_net, fake.cpu(), 50)[0])["fid"]
+            scores = translation_scores(fake, tgt.to(self.device), self.info.palette, fid_net)
+            out.update({f"{name}_{k}": v for k, v in scores.items()})
         return out
 
     @staticmethod
