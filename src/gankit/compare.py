@@ -32,10 +32,26 @@ import os
 import re
 import sys
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .errors import GankitError, Interrupted
+import matplotlib
+from tqdm.auto import tqdm
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+from .api import build_config, load_run, run_config  # noqa: E402
+from .config import TrainConfig, config_dir, load_yaml, set_key, validate  # noqa: E402
+from .data.transforms import make_grid  # noqa: E402
+from .distributed import pick_device  # noqa: E402
+from .errors import GankitError, Interrupted  # noqa: E402
+from .evaluate import evaluate_run, feature_network, reference_features, score  # noqa: E402
+from .metrics.classifier import fit_classifier  # noqa: E402
+from .models import MODELS  # noqa: E402
+from .runs import RunDir, atomic_write_bytes  # noqa: E402
+from .trainer import train  # noqa: E402
 
 # metric -> (shown name, True if higher is better); the order of the table's columns
 METRICS = {"fid": ("FID", False), "kid": ("KID", False), "precision": ("precision", True),
@@ -73,7 +89,7 @@ class Job:
 
 def t_quantile(p: float, dof: int) -> float:
     """Student's t quantile (scipy's; scipy comes with scikit-learn, a gankit dependency)."""
-    from scipy.stats import t
+    from scipy.stats import t  # lazy: scipy is slow to import and only this quantile needs it
     return float(t.ppf(p, dof))
 
 
@@ -156,8 +172,6 @@ def run_entry(run: str) -> tuple[str, str, list[str]]:
     """(label, model, config files) of one --runs entry: a model name; a YAML config file, whose
     `name:` is the model (e.g. src/gankit/configs/dcgan-mnist.yaml); or a shipped config's name
     (dcgan-mnist). A config file is labelled by its stem."""
-    from .config import config_dir, load_yaml
-    from .models import MODELS
     shipped = config_dir() / f"{run}.yaml"
     if run in MODELS or not (run.endswith((".yaml", ".yml")) or shipped.is_file()):
         return run, run, []  # an unknown name fails in _check_plan with build_config's suggestion
@@ -187,8 +201,6 @@ def jobs_of(plan: Plan) -> list[Job]:
 
 
 def _check_plan(plan: Plan) -> None:
-    from . import build_config
-    from .models import MODELS
     if not plan.runs:
         raise GankitError("--runs needs at least one model (gankit list shows them)")
     if plan.seeds < 1:
@@ -209,7 +221,6 @@ def _check_plan(plan: Plan) -> None:
 
 
 def _overrides(plan: Plan, job: Job, features: str | None = None) -> list[str]:
-    from .config import TrainConfig
     # the training-time diagnostics judge samples with the compare's own feature network
     features = features or plan.features
     judge = [f"train.classifier={features}"] if features and hasattr(TrainConfig, "classifier") else []
@@ -239,7 +250,6 @@ def _read_metrics(run_dir: Path) -> list[dict]:
 
 def _checkpoint(run_dir: Path) -> tuple[int, float] | None:
     """(step, trainer's elapsed seconds) of the run's newest complete checkpoint, or None."""
-    from .runs import RunDir
     run = RunDir(run_dir)
     if not run.exists() or not run.candidates():
         return None
@@ -252,10 +262,6 @@ def _train_to(plan: Plan, job: Job, run_dir: Path, target: int, features: str | 
     return the seconds of training this took. That is the trainer's elapsed time from the
     checkpoint to the last log record, so the sampling and evaluation at each chunk's end
     (which a checkpoint's elapsed_s includes) are not charged to the budget."""
-    from . import build_config, run_config
-    from .config import set_key, validate
-    from .runs import RunDir
-    from .trainer import train
     ckpt = _checkpoint(run_dir)
     if ckpt is None:
         cfg = build_config(job.model, job.files, [*_overrides(plan, job, features), f"train.steps={target}"])
@@ -280,7 +286,6 @@ def _steps_for(seconds: float, progress: dict, rate: float) -> int:
 
 
 def _evaluate(plan: Plan, run_dir: Path, features: str | None) -> dict:
-    from .evaluate import evaluate_run
     rec = evaluate_run(run_dir, features=features, n=plan.n, reference="train", seed=0, device=plan.device)
     return {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not k.startswith("accuracy_class")}
 
@@ -332,9 +337,7 @@ def run_job(plan: Plan, job: Job, run_dir: Path, features: str | None, on_progre
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(obj, indent=1, default=str).encode("utf-8"))
 
 
 # ------------------------------------------------------------------------- compare
@@ -342,7 +345,6 @@ def _write_json(path: Path, obj) -> None:
 def compare(plan: Plan, out: str | Path, progress: bool = True) -> Path:
     """Train every job of `plan` into OUT/runs (resuming what an earlier call left), then
     write the table, curves, sample grid and page. Returns OUT."""
-    from tqdm.auto import tqdm
     _check_plan(plan)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -431,7 +433,6 @@ def _features(plan: Plan, out: Path) -> str | None:
         return None  # evaluate_run uses the cached built-in digits classifier
     path = out / "classifier.pt"
     if not path.is_file():
-        from .metrics.classifier import fit_classifier
         print(f"fitting a feature network on {plan.data} for the metrics (once): {path}", file=sys.stderr)
         fit_classifier(plan.data, path, epochs=5, size=32, seed=0, device=plan.device)
     return str(path)
@@ -442,10 +443,6 @@ def real_floor(plan: Plan, out: str | Path) -> dict:
     against the same training images and through the same feature network as every run, so
     with the same counts: what a perfect generator would score. Needs held-out data
     (`--set data.holdout=N`); images at the feature network's own size."""
-    import dataclasses
-    from . import build_config
-    from .evaluate import feature_network, reference_features, score
-    from .distributed import pick_device
     job = jobs_of(plan)[0]
     data_cfg = build_config(job.model, job.files, _overrides(plan, job)).data
     net = feature_network(plan.data, _features(plan, Path(out)), None, str(pick_device(plan.device)))
@@ -494,9 +491,6 @@ def _protocol(plan: Plan, jobs: list[Job], out: Path) -> dict:
 
 
 def _curves(plan: Plan, jobs: list[Job], results: dict, out: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     rows = [k for k in ("fid", "accuracy") if any(k in p for r in results.values() for p in r["points"])]
     rows = rows or ["fid"]
     fig, axes = plt.subplots(len(rows), 2, figsize=(12, 3.6 * len(rows) + 0.8), squeeze=False)
@@ -532,11 +526,6 @@ def _curves(plan: Plan, jobs: list[Job], results: dict, out: Path) -> Path:
 def _sample_grid(jobs: list[Job], out: Path) -> Path:
     """20 samples of each configuration's seed-0 run from the same sampling seed, side by side
     (conditional models: labels 0-9 along each row)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from .api import load_run
-    from .data.transforms import make_grid
     firsts = [j for j in jobs if j.seed == 0]
     cols = min(len(firsts), 3)
     rows = math.ceil(len(firsts) / cols)

@@ -36,7 +36,7 @@ from .errors import DivergenceError, GankitError, Interrupted
 from .metrics.diagnostics import diagnostics_classifier, image_diagnostics
 from .models import MODELS, Phase
 from .report import write_report
-from .runs import RunDir, RunLock, RunLog, default_run_dir
+from .runs import RunDir, RunLock, RunLog, atomic_write_bytes, default_run_dir
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -108,7 +108,7 @@ def write_samples(model, fixed, path_stem: Path) -> Path:
     else:
         path = path_stem.with_suffix(".txt")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(out) + "\n", encoding="utf-8")
+        atomic_write_bytes(path, ("\n".join(out) + "\n").encode("utf-8"))
     return path
 
 
