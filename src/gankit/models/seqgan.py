@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from ..data.dataset import DataInfo, Dataset
 from ..data.text import decode
 from ..errors import GankitError
-from ..layers import LanguageModel, adam, sample_logits, scaled
+from ..layers import LanguageModel, adam, device_of, sample_logits, scaled
 from ..metrics.text import BLEU, distinct_n, distinct_sequences, self_bleu
 from ..metrics.text import nll_oracle as sampled_nll
 from . import seqgan_figures
@@ -129,7 +129,7 @@ class SeqGANConfig:
     """oracle data: also continue MLE on a copy of the pre-trained G during adversarial training"""
     reward_bf16: bool = True
     """score rollout completions with D under bf16 autocast where the hardware has bf16 (CUDA, or
-    a CPU with avx512_bf16/AMX); rewards are D probabilities, measured within 0.02 of fp32. false: fp32"""
+    a CPU with avx512_bf16/AMX); rewards are D probabilities, close to fp32 (docs/benchmarks.md). false: fp32"""
     eval_bf16: bool = True
     """NLL-oracle: the oracle's 5,000-way log-sum-exp with a bf16 output projection where the
     hardware has bf16 (the NLL moves by < 1e-3; the picked token's logit stays fp32). false: fp32"""
@@ -230,13 +230,12 @@ class Discriminator(nn.Module):
         B, T, E = e.shape
         # (B, E, 1, T) view of the (B, T, E) embeddings = channels_last memory, no copy: oneDNN
         # then writes channels_last output and max-over-time reduces across rows of contiguous
-        # maps. 2.6-3x faster than Conv1d on (B, E, T) (1 thread, bf16, batch 8192), whose
-        # output needs a reorder and a reduction over short rows of 11-20 positions.
+        # maps; Conv1d on (B, E, T) needs an output reorder and reductions over short rows.
         x = e.transpose(1, 2).unsqueeze(2)
         maps = []
         for conv in self.convs:
             w = conv.weight  # (maps, E, width)
-            if w.shape[-1] == T:  # one window over the whole sequence: a plain matmul (9x faster)
+            if w.shape[-1] == T:  # one window over the whole sequence: a plain matmul
                 maps.append(F.linear(e.reshape(B, T * E), w.transpose(1, 2).reshape(len(w), T * E), conv.bias))
             else:
                 maps.append(F.conv2d(x, w.unsqueeze(2), conv.bias).amax(-1)[:, :, 0])
@@ -583,6 +582,4 @@ class SeqGAN(nn.Module):
     def report_figures(rows: list[dict], config: dict, out_dir: Path) -> list[Path]:
         return seqgan_figures.report_figures(rows, config, out_dir)
 
-    @property
-    def device(self) -> torch.device:
-        return self.G.emb.weight.device
+    device = property(device_of)
