@@ -35,7 +35,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def _cifar(split: str, n: int) -> torch.Tensor:
-    from gankit.metrics.fid import load_image_set
+    from gankit.metrics.fid_stats import load_image_set
     images, _ = load_image_set(f"cifar10-test:{DATA / 'cifar10'}" if split == "test" else str(DATA / "cifar10"))
     return images[:n]
 
@@ -70,7 +70,7 @@ def speed(n: int, threads: int) -> dict:
         out["cross_check"] = f"skipped: {e}"
         return out
     from PIL import Image
-    from gankit.metrics.fid import fid_between
+    from gankit.metrics.fid_stats import fid_between
     with tempfile.TemporaryDirectory() as tmp:
         for name, images in (("a", a), ("b", b)):
             (Path(tmp) / name).mkdir()
@@ -90,7 +90,7 @@ def speed(n: int, threads: int) -> dict:
 
 
 def floor(which: str, n: int, threads: int, resize: str, bf16_check: bool = True) -> dict:
-    from gankit.metrics.fid import _read_folder
+    from gankit.metrics.fid_stats import _read_folder
     from gankit.metrics.image import fid, kid, precision_recall
     from gankit.metrics.inception import InceptionFeatures
     if which == "cifar10":

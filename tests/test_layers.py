@@ -28,6 +28,7 @@ dependency, start-up time, ...): a bare one belongs at the top of the module.
 from __future__ import annotations
 
 import ast
+import inspect
 import tokenize
 from pathlib import Path
 
@@ -179,3 +180,19 @@ def test_the_checks_see_what_they_look_for():
     assert _layer("gankit.data.text") == LAYER["data"] and _layer("gankit") == LAYER["cli"]
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_submodule_shadows_a_package_export():
+    """Importing a submodule sets it as an attribute of its package: a submodule named like a
+    function the package exports (metrics/fid.py vs metrics.fid) would replace the function."""
+    import importlib
+    import pkgutil
+
+    import gankit
+    for info in pkgutil.walk_packages(gankit.__path__, "gankit."):
+        if not info.name.endswith("__main__"):  # (that one runs the CLI)
+            importlib.import_module(info.name)
+    for pkg_name in ("gankit", "gankit.metrics", "gankit.data", "gankit.models", "gankit.theory"):
+        pkg = importlib.import_module(pkg_name)
+        for name in getattr(pkg, "__all__", []):
+            assert not inspect.ismodule(getattr(pkg, name)), f"{pkg_name}.{name} is shadowed by a submodule"

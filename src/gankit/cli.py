@@ -26,7 +26,7 @@ from .errors import GankitError, Interrupted
 from .evaluate import evaluate_run
 from .losses import LOSSES
 from .metrics.classifier import fit_classifier
-from .metrics.fid import compute_stats, fid_between, save_stats
+from .metrics.fid_stats import compute_stats, fid_between, save_stats
 from .metrics.inception import InceptionFeatures
 from .models import MODELS
 from .report import write_report
