@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -49,16 +48,11 @@ LAUNCHER = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(args: list[str], nproc: int = 2, script: Path | None = None) -> None:
     entry = [str(script)] if script else ["-m", "gankit"]
-    cmd = [sys.executable] + (["-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-                               "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    # --standalone: torchrun's own rendezvous on a port it picks itself (a port chosen here
+    # and closed again could be taken before torchrun binds it)
+    cmd = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
                               if nproc > 1 else []) + entry + args
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
