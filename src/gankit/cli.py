@@ -220,7 +220,7 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
                        epilog=_config_epilog(help_model),
                        description="Train MODEL. Defaults come from the model's shipped config; "
                                    "--config FILE and --set KEY=VALUE override them.")
-    t.add_argument("model", nargs="?", help="gan | cgan | dcgan | cyclegan | seqgan (optional with --resume)")
+    t.add_argument("model", nargs="?", help=" | ".join(MODELS) + " (optional with --resume)")
     t.add_argument("--data", metavar="SPEC", help="data set spec, e.g. digits, mnist:DIR, folder:DIR (gankit list)")
     t.add_argument("--config", metavar="FILE.yaml", help="YAML with only the keys that differ from the defaults")
     steps = t.add_mutually_exclusive_group()
