@@ -71,7 +71,9 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
     ref = REFERENCE.get(model, {"batch": None, "set": []}) if as_reference else \
         {"batch": None, "set": [], "phase": DEFAULT_PHASE.get(model)}
     batch = batch_size or ref["batch"]
-    sets = list(ref["set"]) + ([f"train.batch_size={batch}"] if batch else []) + QUIET + list(overrides)
+    # the references keep no average of G: in their setting the EMA update is off too
+    as_ref = ["train.ema=0"] if as_reference else []
+    sets = list(ref["set"]) + as_ref + ([f"train.batch_size={batch}"] if batch else []) + QUIET + list(overrides)
     cfg = build_config(model, overrides=sets + [f"train.device={device}"])
     t = cfg.train
     engine = setup_engine(cfg)
