@@ -145,9 +145,15 @@ class RunConfig:
         return out
 
 
+def own_fields(section) -> list[dataclasses.Field]:
+    """A section's own keys: its fields except nested sections (SeqGAN's `pretrain`), which
+    are sections of their own in keys, files and `to_dict`."""
+    return [f for f in fields(section) if not is_config(getattr(section, f.name))]
+
+
 def _flat(section) -> dict:
-    """A section's own keys (its nested sections are written as sections of their own)."""
-    return {k: v for k, v in dataclasses.asdict(section).items() if not is_config(getattr(section, k))}
+    values = dataclasses.asdict(section)
+    return {f.name: values[f.name] for f in own_fields(section)}
 
 
 # ---------------------------------------------------------------------------- values
@@ -223,8 +229,7 @@ def coerce(value: Any, kind: Any, key: str) -> Any:
 
 
 def _all_keys(cfg: RunConfig) -> list[str]:
-    return [f"{name}.{f.name}" for name, section in cfg.sections().items() for f in fields(section)
-            if not is_config(getattr(section, f.name))]
+    return [f"{name}.{f.name}" for name, section in cfg.sections().items() for f in own_fields(section)]
 
 
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:
@@ -377,8 +382,7 @@ def describe(section) -> list[tuple[str, str, str]]:
             if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) \
                     and isinstance(getattr(nxt, "value", None), ast.Constant):
                 docs[node.target.id] = str(nxt.value.value)
-    return [(f.name, repr(getattr(section, f.name)), docs.get(f.name, "")) for f in fields(section)
-            if not is_config(getattr(section, f.name))]
+    return [(f.name, repr(getattr(section, f.name)), docs.get(f.name, "")) for f in own_fields(section)]
 
 
 def is_config(obj) -> bool:
