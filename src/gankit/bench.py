@@ -2,9 +2,10 @@
 
 The model, data, optimizers, phases and `update` are built by the trainer's own `setup`,
 and each timed step is `Engine.step`, so what is timed is what `gankit train MODEL` runs
-(its shipped config and default data), minus logging and checkpoints. `--as-reference` times instead the setting that `benchmarks/reference/`
-implements (REFERENCE below: the reference's shapes, batch, loss and update order), so
-the numbers compare directly with the reference scripts; `benchmarks/speed.py` uses it.
+(its shipped config and default data), minus logging and checkpoints. `--as-reference`
+times instead the setting that `benchmarks/reference/` implements (REFERENCE below: the
+reference's shapes, batch, loss and update order, no EMA), so the numbers compare directly
+with the reference scripts; `benchmarks/speed.py` uses it.
 """
 from __future__ import annotations
 

@@ -187,9 +187,10 @@ def setup(cfg: RunConfig, dist: Dist | None = None, threads_before: int | None =
         last = phases[-1] if phases else None
         per_epoch = data.steps_per_epoch(last.batch_size, dist.world) if last else 0
         phases = model.phases(t.epochs * per_epoch, n_train)
-    if sum(p.steps for p in phases) == 0:
+    total = sum(p.steps for p in phases)
+    if total == 0:
         raise GankitError("nothing to train: every phase has 0 steps (check --steps and the pretrain.* counts)")
-    schedulers = model.configure_schedulers(optimizers, sum(p.steps for p in phases))
+    schedulers = model.configure_schedulers(optimizers, total)
     if t.compile:
         compile_networks(model)
     return Engine(cfg, dist, device, model, data, optimizers, schedulers, phases,
