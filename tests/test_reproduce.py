@@ -78,3 +78,37 @@ def test_missing_data_is_a_one_line_error(tmp_path):
                            "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "none")],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "needs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_reference_dcgan_at_32_has_gankits_shapes():
+    """The equal-time comparison (benchmarks/reference_quality.py) trains the reference loop at
+    32x32: its networks must be the ones gankit trains there, layer for layer."""
+    from benchmarks.reference.dcgan_ref import Discriminator, Generator
+    from gankit.trainer import build_model
+    model, _ = build_model(build_config("dcgan", overrides=["model.channels=8"]), torch.device("cpu"))
+    for ours, theirs in ((model.G, Generator(1, 8, 32)), (model.D, Discriminator(1, 8, 32))):
+        assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+    G = Generator(1, 8, 32)
+    assert Discriminator(1, 8, 32)(G(torch.randn(2, 100, 1, 1))).shape == (2,)
+
+
+def test_reference_quality_missing_data_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reference_quality.py"), "--minutes", "1",
+                           "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "needs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ablation_table_from_finished_runs(tmp_path):
+    """benchmarks/ablation.py tabulates the runs it finds: per-seed FIDs, mean, spread, vs paper."""
+    from benchmarks import ablation
+    import json
+    for name, fids in (("paper", [80.0, 90.0]), ("diffaugment", [60.0, 64.0])):
+        for seed, fid in enumerate(fids):
+            d = tmp_path / name / f"seed{seed}"
+            d.mkdir(parents=True)
+            (d / "curve.json").write_text(json.dumps({"result": {"metrics": {"fid": fid}, "images_seen": 1000}}))
+    text = ablation.table(tmp_path, ["paper", "diffaugment", "r1"])
+    assert "| paper | (none) | seed0: 80.0, seed1: 90.0 | 85.0 | 10.0 | — |" in text
+    assert "| diffaugment | model.diffaugment=color,translation,cutout | seed0: 60.0, seed1: 64.0 | 62.0 | 4.0 | -23.0 |" in text
+    assert "| r1 |" not in text  # no finished run: no row

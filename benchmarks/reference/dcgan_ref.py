@@ -2,7 +2,8 @@
 ngf = ndf = 128 (G 1024->512->256->128, D mirrored), 64x64x3, batch 128, BCELoss on a
 sigmoid D, Adam 2e-4 (0.5, 0.999), N(0, 0.02) init. As in the script: D on real, D on
 fake.detach() (two backward passes), then G through D on the same fake; `.item()` for
-D(x), D(G(z)) and the losses every step."""
+D(x), D(G(z)) and the losses every step. At 32x32 (CIFAR-10) the first level of each network
+is dropped, the shapes gankit's DCGAN has at that size."""
 from __future__ import annotations
 
 import torch
@@ -23,11 +24,15 @@ def weights_init(m):
 
 
 class Generator(nn.Module):
-    def __init__(self, nc=3, ngf=128):
+    def __init__(self, nc=3, ngf=128, size=64):
         super().__init__()
+        if size == 64:
+            head = [nn.ConvTranspose2d(NZ, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+                    nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False)]
+        else:  # 32x32 (CIFAR-10): the first level dropped, as gankit's DCGAN does at 32x32
+            head = [nn.ConvTranspose2d(NZ, ngf * 4, 4, 1, 0, bias=False)]
         self.main = nn.Sequential(
-            nn.ConvTranspose2d(NZ, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            *head, nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
             nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh())
@@ -37,14 +42,18 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, nc=3, ndf=128):
+    def __init__(self, nc=3, ndf=128, size=64):
         super().__init__()
+        if size == 64:
+            tail = [nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8),
+                    nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False)]
+        else:  # 32x32: the last level dropped (4x4 after three stride-2 convs)
+            tail = [nn.Conv2d(ndf * 4, 1, 4, 1, 0, bias=False)]
         self.main = nn.Sequential(
             nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid())
+            *tail, nn.Sigmoid())
 
     def forward(self, input):
         return self.main(input).view(-1, 1).squeeze(1)
@@ -53,8 +62,10 @@ class Discriminator(nn.Module):
 def build(device="cpu", batch_size=128, images=None, size=64, channels=3, width=128, **kw):
     if images is None:
         images, _ = fake_images(1024, channels, size)
-    nc = images.shape[1]
-    netG, netD = Generator(nc, width).to(device), Discriminator(nc, width).to(device)
+    nc, size = images.shape[1], images.shape[-1]
+    if size not in (32, 64):
+        raise ValueError(f"the reference DCGAN is 64x64 (or 32x32 without the first level), got {size}")
+    netG, netD = Generator(nc, width, size).to(device), Discriminator(nc, width, size).to(device)
     netG.apply(weights_init)
     netD.apply(weights_init)
     criterion = nn.BCELoss()
@@ -93,4 +104,5 @@ def build(device="cpu", batch_size=128, images=None, size=64, channels=3, width=
         optimizerG.step()
         log.append((errD.item(), errG.item(), D_x, D_G_z1, D_G_z2))
 
+    step.netG = netG  # for benchmarks/reference_quality.py, which samples the trained generator
     return step, batch_size
