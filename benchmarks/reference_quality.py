@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `benchmarks.reference` when run as a script
 
 from benchmarks.reference import dcgan_ref  # noqa: E402
-from benchmarks.reproduce import EXPERIMENTS, fit_feature_classifier, machine, plot_curve  # noqa: E402
+from benchmarks.reproduce import (EXPERIMENTS, budget_arguments, fit_feature_classifier, machine,  # noqa: E402
+                                  plot_curve)
 from gankit.config import DataConfig  # noqa: E402
 from gankit.data import load_data  # noqa: E402
 from gankit.evaluate import evaluate_generator  # noqa: E402
@@ -78,14 +79,7 @@ def plot_against(ours: list[dict], theirs: list[dict], out: Path, title: str) ->
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, required=True, help="training minutes (evaluation not counted)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--eval-n", type=int, default=1000, help="generated samples per interval evaluation")
-    p.add_argument("--final-n", type=int, default=0, help="final evaluation samples (0 = the full protocol)")
-    p.add_argument("--evals", type=int, default=4, help="interval evaluations over the run")
-    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--metric", choices=["classifier", "inception"], default="classifier")
-    p.add_argument("--threads", type=int, default=1)
+    budget_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--against", help="a reproduce.py dcgan-cifar10 output folder: both curves on one figure")
     args = p.parse_args(argv)

@@ -206,9 +206,8 @@ def markdown_row(name: str, result: dict, exp: Experiment, args) -> str:
 
 # ------------------------------------------------------------------------------ main
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=sorted(EXPERIMENTS))
+def budget_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every time-budgeted quality run shares (this script, reference_quality.py)."""
     p.add_argument("--minutes", type=float, required=True, help="training minutes (evaluation not counted)")
     p.add_argument("--out", required=True)
     p.add_argument("--eval-n", type=int, default=1000, help="generated samples per interval evaluation")
@@ -218,6 +217,12 @@ def main(argv=None) -> int:
     p.add_argument("--metric", choices=sorted(METRIC_BACKENDS), default=DEFAULT_METRIC,
                    help=f"FID feature space for the image GANs (default {DEFAULT_METRIC})")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training and evaluation")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    budget_arguments(p)
     p.add_argument("--set", nargs="+", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config overrides (e.g. model.diffaugment=color,translation,cutout)")
     args = p.parse_args(argv)
