@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--table", action="store_true", help="only (re)write the table from finished runs")
     args, passthrough = p.parse_known_args(argv)  # --metric, --threads, --eval-n, ... go to reproduce.py
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if not args.table:
         if args.minutes is None:
             p.error("--minutes is needed to train (or --table to only tabulate)")
