@@ -48,14 +48,11 @@ def sampler(netG: torch.nn.Module):
 
 
 def score(netG, data_spec: str, args, ctx: dict, n: int) -> dict:
-    exp = EXPERIMENTS["dcgan-cifar10"]
-    if args.metric == "inception":
-        rec = evaluate_generator(sampler(netG), data_spec, inception=True, protocol=exp.eval_protocol, n=n,
-                                 threads=args.threads)
-    else:
-        rec = evaluate_generator(sampler(netG), data_spec, features=str(ctx["classifier"]),
-                                 protocol=exp.eval_protocol, n=n)
-    return rec
+    """One evaluation in the feature space reproduce.py uses (ctx["classifier"] unless --metric inception)."""
+    classifier = ctx.get("classifier")
+    return evaluate_generator(sampler(netG), data_spec, features=classifier and str(classifier),
+                              inception=args.metric == "inception", protocol=EXPERIMENTS["dcgan-cifar10"].eval_protocol,
+                              n=n, threads=args.threads)
 
 
 def plot_against(ours: list[dict], theirs: list[dict], out: Path, title: str) -> None:

@@ -1,4 +1,5 @@
 """Chunked training as benchmarks/reproduce.py runs it (train.stop_at), and the script's pieces."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,6 @@ def test_reference_quality_missing_data_is_a_one_line_error(tmp_path):
 def test_ablation_table_from_finished_runs(tmp_path):
     """benchmarks/ablation.py tabulates the runs it finds: per-seed FIDs, mean, spread, vs paper."""
     from benchmarks import ablation
-    import json
     for name, fids in (("paper", [80.0, 90.0]), ("diffaugment", [60.0, 64.0])):
         for seed, fid in enumerate(fids):
             d = tmp_path / name / f"seed{seed}"
