@@ -15,6 +15,7 @@ reproduce.py output folder), compare.png: FID vs training minutes for both.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
@@ -47,10 +48,10 @@ def sampler(netG: torch.nn.Module):
     return sample
 
 
-def score(netG, data_spec: str, args, ctx: dict, n: int) -> dict:
+def score(netG, data_cfg: DataConfig, args, ctx: dict, n: int) -> dict:
     """One evaluation in the feature space reproduce.py uses (ctx["classifier"] unless --metric inception)."""
     classifier = ctx.get("classifier")
-    return evaluate_generator(sampler(netG), data_spec, features=classifier and str(classifier),
+    return evaluate_generator(sampler(netG), data_cfg, features=classifier and str(classifier),
                               inception=args.metric == "inception", protocol=EXPERIMENTS["dcgan-cifar10"].eval_protocol,
                               n=n, threads=args.threads)
 
@@ -94,7 +95,9 @@ def main(argv=None) -> int:
     if args.metric == "classifier":
         ctx["classifier"] = fit_feature_classifier(exp.classifier.format(root=root))
 
-    images = load_data(DataConfig(spec=data_spec, size=32, channels=3, augment=False)).tensors["image"]
+    # the data config gankit's dcgan-cifar10 run resolves to, so that both share one cached reference
+    data_cfg = DataConfig(spec=data_spec, size=32, channels=3)
+    images = load_data(dataclasses.replace(data_cfg, augment=False)).tensors["image"]
     step, batch = dcgan_ref.build("cpu", images=images, size=32, width=128)
     netG = step.netG
     fixed = torch.randn(64, dcgan_ref.NZ, 1, 1, generator=torch.Generator().manual_seed(0))
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
             steps += 1
         spent += time.perf_counter() - t0
         final = i == args.evals
-        rec = score(netG, data_spec, args, ctx, (args.final_n or exp.final_n) if final else args.eval_n)
+        rec = score(netG, data_cfg, args, ctx, (args.final_n or exp.final_n) if final else args.eval_n)
         point = {"step": steps, "minutes": round(spent / 60, 3), "images_seen": steps * batch,
                  **{k: v for k, v in rec.items() if isinstance(v, (int, float)) and k != "eval"},
                  "n": rec["protocol"]["n_fake"], "final": final}

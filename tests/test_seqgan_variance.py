@@ -1,5 +1,5 @@
 """SeqGAN past the paper (issue 17): the per-round diagnostics, the reward baselines,
-model.adv_lr and model.keep_best — shapes, a finite step, exact resume, and what each
+model.adv_lr, model.keep_best and model.d_target_acc — shapes, a finite step, exact resume, and what each
 claims (a baseline lowers the advantages' second moment; keep_best keeps the lowest
 NLL-test). Tiny synthetic oracles, as in test_seqgan.py; a few seconds each."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gankit.runs import RunDir
 from test_seqgan import TINY, T, all_tokens, oracle_npz, tiny_model  # noqa: F401  (oracle_npz is a fixture)
 
 KEYS = [["model.reward_baseline=batch_mean"], ["model.reward_baseline=prefix_mean"], ["model.adv_lr=0.002"],
-        ["model.keep_best=nll_test", "train.eval_every=1"]]
+        ["model.keep_best=nll_test", "train.eval_every=1"], ["model.d_target_acc=0.7"]]
 
 
 class FractionOf3(torch.nn.Module):
@@ -130,8 +130,8 @@ def test_keep_best_keeps_the_lowest_nll_test_copy(oracle_npz):
     assert model.final_G() is model.G_best and "nll_oracle_best" in model.evaluate(model.data)
 
 
-@pytest.mark.parametrize("keys", [KEYS[0] + KEYS[2], KEYS[1], KEYS[3]], ids=["batch_mean+adv_lr", "prefix_mean",
-                                                                              "keep_best"])
+@pytest.mark.parametrize("keys", [KEYS[0] + KEYS[2], KEYS[1], KEYS[3], KEYS[4]],
+                         ids=["batch_mean+adv_lr", "prefix_mean", "keep_best", "d_target_acc"])
 def test_cli_resume_with_new_keys_is_exact(oracle_npz, tmp_path, keys, capsys):
     run = tmp_path / "run"
     args = ["train", "seqgan", "--data", f"oracle:{oracle_npz[0]}", "--out", str(run), "--steps", "4",
@@ -164,12 +164,34 @@ def test_cli_resume_with_new_keys_is_exact(oracle_npz, tmp_path, keys, capsys):
         assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
 
+@pytest.mark.parametrize("accuracy,trains", [(1.0, False), (0.5, True)])
+def test_d_target_acc_skips_d_only_while_d_is_above_it(oracle_npz, accuracy, trains):
+    model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", "model.d_target_acc=0.8"])
+    model.start_adversarial(update.optimizers)
+    k = min(model.cfg.d_samples, 1000)
+    real_prob = torch.tensor([1.0] * k + [0.0 if accuracy == 1.0 else 1.0] * k)  # D(real) on reals, then fakes
+    reward = model.score  # the rewards score (T-1)·N·B + B sequences, an odd multiple of B: never 2k here
+    model.score = lambda tokens: real_prob if len(tokens) == 2 * k else reward(tokens)  # D's accuracy: 1.0 or 0.5
+    before = [p.clone() for p in model.D.parameters()]
+    out = model.adversarial_step(all_tokens(model), update, 0)
+    moved = any(not torch.equal(a, b) for a, b in zip(before, model.D.parameters()))
+    assert moved == trains and ("loss_d" in out) == trains
+    assert out["d_trained"].item() == float(trains)
+    assert (out["d_acc_real"].item() + out["d_acc_fake"].item()) / 2 == accuracy
+
+
+@pytest.mark.parametrize("value", [0.3, 1.0, -1.0])
+def test_d_target_acc_must_be_off_or_between_half_and_one(oracle_npz, value):
+    with pytest.raises(GankitError, match="d_target_acc"):
+        tiny_model(oracle_npz[0], [f"model.d_target_acc={value}"])
+
+
 def test_defaults_add_nothing_to_the_checkpoint(oracle_npz):
     model, _ = tiny_model(oracle_npz[0])
     assert model.G_best is None and model.final_G() is model.G
     assert not any(k.startswith(("G_best", "best_nll")) for k in model.state_dict())
     cfg = build_config("seqgan").model
-    assert (cfg.reward_baseline, cfg.adv_lr, cfg.keep_best) == ("none", 0.0, "none")
+    assert (cfg.reward_baseline, cfg.adv_lr, cfg.keep_best, cfg.d_target_acc) == ("none", 0.0, "none", 0.0)
 
 
 def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):

@@ -32,7 +32,8 @@ logit. Measurements: docs/benchmarks.md (## Speed) and docs/seqgan.md (## Speed)
 Past the paper (issue 17; docs/seqgan.md, all off by default, so a default run is the same
 bit for bit): `model.reward_baseline` (batch_mean, prefix_mean; see `baseline`, both unbiased),
 `model.adv_lr` (G's policy-gradient learning rate), `model.keep_best=nll_test` (a copy of the
-G with the lowest held-out NLL, in the checkpoint, what `sample` draws from). Each round logs
+G with the lowest held-out NLL, in the checkpoint, what `sample` draws from), `model.d_target_acc`
+(D sits out a round while it already tells fresh fakes from reals that well). Each round logs
 D's accuracy on fresh fakes and reals, the variance of the rewards and the mean squared advantage.
 
 Departures: `train.grad_clip` (5.0 in the shipped configs) clips D's updates too, which the
@@ -140,6 +141,10 @@ class SeqGANConfig:
     chosen). Each baseline is independent of the token y_t it is subtracted for: unbiased"""
     adv_lr: float = 0.0
     """Adam learning rate of G's policy-gradient updates; 0: train.lr (the paper: the MLE rate, 0.01)"""
+    d_target_acc: float = 0.0
+    """adversarial phase: a D step is skipped while D's accuracy on its fresh samples before
+    training (the mean of d_acc_real and d_acc_fake) is above this, so that D does not win and
+    the rewards keep their common part (docs/seqgan.md); 0: D always trains (the paper)"""
     keep_best: str = "none"
     """none | nll_test: keep a copy of G with the lowest NLL-test (held-out real sequences, the
     signal a user has on real data; never NLL-oracle), checked every train.eval_every steps of the
@@ -162,6 +167,8 @@ class SeqGANConfig:
                               f"(got '{self.reward_baseline}')")
         if self.keep_best not in ("none", "nll_test"):
             raise GankitError(f"model.keep_best must be none or nll_test (got '{self.keep_best}')")
+        if self.d_target_acc and not 0.5 < self.d_target_acc < 1:
+            raise GankitError(f"model.d_target_acc must be 0 (off) or in (0.5, 1), got {self.d_target_acc}")
         if self.adv_lr < 0:
             raise GankitError(f"model.adv_lr must be >= 0 (0: train.lr), got {self.adv_lr}")
         self.pretrain.validate()
@@ -336,8 +343,15 @@ class SeqGAN(nn.Module):
             if self.cfg.rollouts > 1:
                 out["reward_rollout_var"] = spread[:, :-1].mean()
         self.update_rollout()
-        for i in range(self.cfg.d_steps if self.cfg.reward == "discriminator" else 0):  # PG-BLEU needs no D
-            out |= self.train_d(reals, update, self.cfg.d_samples, self.cfg.d_epochs, measure=i == 0)
+        d_steps, target = (self.cfg.d_steps if self.cfg.reward == "discriminator" else 0), self.cfg.d_target_acc
+        trained = 0
+        for i in range(d_steps):  # PG-BLEU needs no D
+            step_out = self.train_d(reals, update, self.cfg.d_samples, self.cfg.d_epochs,
+                                    measure=i == 0 or bool(target), skip_above=target)
+            trained += "loss_d" in step_out
+            out |= step_out if i == 0 else {k: v for k, v in step_out.items() if not k.startswith("d_acc")}
+        if target and d_steps:
+            out["d_trained"] = torch.tensor(trained / d_steps)  # the share of D steps that trained
         if self.G_mle is not None:
             out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", reals, update)
         return out
@@ -418,11 +432,14 @@ class SeqGAN(nn.Module):
             x = torch.where(torch.rand(len(y), device=y.device) < p_own, own, y[:, t])
         return torch.stack(logits, 1)
 
-    def train_d(self, real_all: Tensor, update, n_fake: int, epochs: int, measure: bool = False) -> dict[str, Tensor]:
+    def train_d(self, real_all: Tensor, update, n_fake: int, epochs: int, measure: bool = False,
+                skip_above: float = 0.0) -> dict[str, Tensor]:
         """Fresh fakes + as many reals (drawn from `real_all`), `epochs` passes of D in shuffled
         minibatches: {"loss_d"}. `measure`: also D's accuracy on up to D_DIAG of these reals and
         fresh fakes before D trains on them (d_acc_real, d_acc_fake: is D falling behind G?),
-        scored as the rewards are (eval mode, no random numbers drawn)."""
+        scored as the rewards are (eval mode, no random numbers drawn). `skip_above` (with
+        `measure`): D does not train, and no loss_d is returned, when the mean of the two
+        accuracies is above it."""
         fake = self.G.sample(n_fake, self.seq_len, self.cfg.temperature)
         pick = (torch.randperm(len(real_all), device=real_all.device)[:n_fake] if n_fake <= len(real_all)
                 else torch.randint(len(real_all), (n_fake,), device=real_all.device))
@@ -431,6 +448,8 @@ class SeqGAN(nn.Module):
             k = min(n_fake, D_DIAG)
             p = self.score(torch.cat([real_all[pick[:k]], fake[:k]]))  # D(real | x)
             out = {"d_acc_real": (p[:k] > 0.5).float().mean(), "d_acc_fake": (p[k:] < 0.5).float().mean()}
+            if skip_above and (out["d_acc_real"] + out["d_acc_fake"]).item() / 2 > skip_above:
+                return out
         x = torch.cat([real_all[pick], fake])
         labels = torch.cat([torch.ones(n_fake), torch.zeros(n_fake)]).long().to(x.device)
         bs = min(self.cfg.d_batch_size, len(x))
