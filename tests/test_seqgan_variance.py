@@ -12,7 +12,7 @@ import torch
 from gankit.cli import main as cli
 from gankit import build_config
 from gankit.errors import GankitError
-from gankit.models.seqgan import baseline
+from gankit.models.seqgan import D_DIAG, baseline
 from gankit.runs import RunDir
 
 from test_seqgan import TINY, T, all_tokens, oracle_npz, tiny_model  # noqa: F401  (oracle_npz is a fixture)
@@ -154,6 +154,8 @@ def test_cli_resume_with_new_keys_is_exact(oracle_npz, tmp_path, keys, capsys):
                 assert torch.equal(v, final["optimizers"][name]["state"][i][k]), (name, i, k)
     rows = [r for r in RunDir(run).metrics() if r.get("phase") == "adversarial"]
     assert all(0 <= r["d_acc_fake"] <= 1 and r["reward_var"] >= 0 for r in rows)
+    if "model.d_target_acc=0.7" in keys:
+        assert all(0 <= r["d_trained"] <= 1 for r in rows)
     if "model.keep_best=nll_test" in keys:
         assert any(k.startswith("G_best.") for k in straight["model"])
         last = [r for r in RunDir(run).metrics() if r.get("eval")][-1]
@@ -168,7 +170,7 @@ def test_cli_resume_with_new_keys_is_exact(oracle_npz, tmp_path, keys, capsys):
 def test_d_target_acc_skips_d_only_while_d_is_above_it(oracle_npz, accuracy, trains):
     model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", "model.d_target_acc=0.8"])
     model.start_adversarial(update.optimizers)
-    k = min(model.cfg.d_samples, 1000)
+    k = min(model.cfg.d_samples, D_DIAG)
     real_prob = torch.tensor([1.0] * k + [0.0 if accuracy == 1.0 else 1.0] * k)  # D(real) on reals, then fakes
     reward = model.score  # the rewards score (T-1)·N·B + B sequences, an odd multiple of B: never 2k here
     model.score = lambda tokens: real_prob if len(tokens) == 2 * k else reward(tokens)  # D's accuracy: 1.0 or 0.5
@@ -180,10 +182,26 @@ def test_d_target_acc_skips_d_only_while_d_is_above_it(oracle_npz, accuracy, tra
     assert (out["d_acc_real"].item() + out["d_acc_fake"].item()) / 2 == accuracy
 
 
+def test_d_target_acc_gates_each_d_step_and_logs_the_first_steps_accuracy(oracle_npz):
+    model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", "model.d_target_acc=0.8",
+                                               "model.d_steps=2"])
+    model.start_adversarial(update.optimizers)
+    k = min(model.cfg.d_samples, D_DIAG)
+    perfect, chance = torch.tensor([1.0] * k + [0.0] * k), torch.tensor([1.0] * 2 * k)
+    measured = iter([perfect, chance])  # step 1: D separates (skips), step 2: D says "real" to all (trains)
+    reward = model.score
+    model.score = lambda tokens: next(measured) if len(tokens) == 2 * k else reward(tokens)
+    out = model.adversarial_step(all_tokens(model), update, 0)
+    assert out["d_trained"].item() == 0.5 and "loss_d" in out
+    assert out["d_acc_real"].item() == 1.0 and out["d_acc_fake"].item() == 1.0  # the first step's
+
+
 @pytest.mark.parametrize("value", [0.3, 1.0, -1.0])
 def test_d_target_acc_must_be_off_or_between_half_and_one(oracle_npz, value):
     with pytest.raises(GankitError, match="d_target_acc"):
         tiny_model(oracle_npz[0], [f"model.d_target_acc={value}"])
+    with pytest.raises(GankitError, match="trains no D"):
+        tiny_model(oracle_npz[0], ["model.d_target_acc=0.7", "model.reward=bleu"])
 
 
 def test_defaults_add_nothing_to_the_checkpoint(oracle_npz):

@@ -15,7 +15,8 @@ What the records hold (written by the models, the trainer and `gankit eval`):
     reward_pos         SeqGAN: mean reward Q per token position (a list)
     d_acc_fake, d_acc_real   SeqGAN: D's accuracy on the round's fresh fakes / reals before
                        it trains on them; reward_var, reward_rollout_var, adv_sq: the
-                       rewards' variance, the rollouts' spread, mean (Q - b)² (docs/seqgan.md)
+                       rewards' variance, the rollouts' spread, mean (Q - b)² (docs/seqgan.md);
+                       d_trained (with model.d_target_acc): the share of D steps that trained
   every evaluation (`"eval": true`; metrics/diagnostics.py)
     class_hist, classes_covered, num_classes    generated samples under the domain classifier
     memo_nn_fake, memo_nn_real, memo_close      nearest-training-image distances (pixel space)

@@ -33,7 +33,7 @@ Past the paper (issue 17; docs/seqgan.md, all off by default, so a default run i
 bit for bit): `model.reward_baseline` (batch_mean, prefix_mean; see `baseline`, both unbiased),
 `model.adv_lr` (G's policy-gradient learning rate), `model.keep_best=nll_test` (a copy of the
 G with the lowest held-out NLL, in the checkpoint, what `sample` draws from), `model.d_target_acc`
-(D sits out a round while it already tells fresh fakes from reals that well). Each round logs
+(D skips its training steps while it already tells fresh fakes from reals that well). Each round logs
 D's accuracy on fresh fakes and reals, the variance of the rewards and the mean squared advantage.
 
 Departures: `train.grad_clip` (5.0 in the shipped configs) clips D's updates too, which the
@@ -169,6 +169,8 @@ class SeqGANConfig:
             raise GankitError(f"model.keep_best must be none or nll_test (got '{self.keep_best}')")
         if self.d_target_acc and not 0.5 < self.d_target_acc < 1:
             raise GankitError(f"model.d_target_acc must be 0 (off) or in (0.5, 1), got {self.d_target_acc}")
+        if self.d_target_acc and self.reward == "bleu":
+            raise GankitError("model.d_target_acc holds D back, but model.reward=bleu trains no D")
         if self.adv_lr < 0:
             raise GankitError(f"model.adv_lr must be >= 0 (0: train.lr), got {self.adv_lr}")
         self.pretrain.validate()
@@ -318,7 +320,7 @@ class SeqGAN(nn.Module):
         p = self.cfg.pretrain
         ss = p.scheduled_sampling * step / max(p.g_epochs - 1, 1)  # mle is the first phase: step = epoch
         out = {"loss_mle": self.mle_epoch(self.G, "g_mle", batch["tokens"], update, ss)}
-        return out | ({"p_own_token": torch.tensor(ss)} if p.scheduled_sampling else {})
+        return out | ({"p_own_token": torch.tensor(ss, device=batch["tokens"].device)} if p.scheduled_sampling else {})
 
     def pretrain_d_step(self, batch, update, step: int):
         return self.train_d(batch["tokens"], update, self.cfg.pretrain.d_samples, self.cfg.pretrain.d_epochs)
@@ -351,7 +353,8 @@ class SeqGAN(nn.Module):
             trained += "loss_d" in step_out
             out |= step_out if i == 0 else {k: v for k, v in step_out.items() if not k.startswith("d_acc")}
         if target and d_steps:
-            out["d_trained"] = torch.tensor(trained / d_steps)  # the share of D steps that trained
+            # the share of D steps that trained (on the model's device: the trainer concatenates outputs)
+            out["d_trained"] = torch.tensor(trained / d_steps, device=reals.device)
         if self.G_mle is not None:
             out["loss_mle_baseline"] = self.mle_epoch(self.G_mle, "g_base", reals, update)
         return out
@@ -448,6 +451,7 @@ class SeqGAN(nn.Module):
             k = min(n_fake, D_DIAG)
             p = self.score(torch.cat([real_all[pick[:k]], fake[:k]]))  # D(real | x)
             out = {"d_acc_real": (p[:k] > 0.5).float().mean(), "d_acc_fake": (p[k:] < 0.5).float().mean()}
+            # the gate is a host decision, one sync per gated D step (next to seconds of rollouts)
             if skip_above and (out["d_acc_real"] + out["d_acc_fake"]).item() / 2 > skip_above:
                 return out
         x = torch.cat([real_all[pick], fake])
