@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `benchmarks.reference` when run as a script
 
 from benchmarks.reference import dcgan_ref  # noqa: E402
-from benchmarks.reproduce import (EXPERIMENTS, budget_arguments, fit_feature_classifier, machine,  # noqa: E402
-                                  plot_curve)
+from benchmarks.reproduce import (CONFIGS, EXPERIMENTS, budget_arguments, fit_feature_classifier,  # noqa: E402
+                                  machine, plot_curve)
+from gankit import build_config  # noqa: E402
 from gankit.config import DataConfig  # noqa: E402
 from gankit.data import load_data  # noqa: E402
 from gankit.evaluate import evaluate_generator  # noqa: E402
@@ -95,10 +96,11 @@ def main(argv=None) -> int:
     if args.metric == "classifier":
         ctx["classifier"] = fit_feature_classifier(exp.classifier.format(root=root))
 
-    # the data config gankit's dcgan-cifar10 run resolves to, so that both share one cached reference
-    data_cfg = DataConfig(spec=data_spec, size=32, channels=3)
+    # the data config gankit's dcgan-cifar10 run resolves to (32x32, 3 channels), so that both
+    # train on the same images and are scored against one cached reference
+    data_cfg = build_config(exp.model, [CONFIGS / "dcgan-cifar10.yaml"], [f"data.spec={data_spec}"]).data
     images = load_data(dataclasses.replace(data_cfg, augment=False)).tensors["image"]
-    step, batch = dcgan_ref.build("cpu", images=images, size=32, width=128)
+    step, batch = dcgan_ref.build("cpu", images=images, size=data_cfg.size, width=128)
     netG = step.netG
     fixed = torch.randn(64, dcgan_ref.NZ, 1, 1, generator=torch.Generator().manual_seed(0))
     budget, spent, steps, points = args.minutes * 60, 0.0, 0, []

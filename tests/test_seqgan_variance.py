@@ -166,14 +166,20 @@ def test_cli_resume_with_new_keys_is_exact(oracle_npz, tmp_path, keys, capsys):
         assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
 
+def measure_d_as(model, *accuracies: float) -> None:
+    """Make D's accuracy measurements before it trains come out as `accuracies`, one per D step
+    (1.0: D separates; 0.5: D says "real" to everything); the rewards stay D's own."""
+    k = min(model.cfg.d_samples, D_DIAG)
+    measured = iter([torch.tensor([1.0] * k + [0.0 if a == 1.0 else 1.0] * k) for a in accuracies])
+    reward = model.score  # the rewards score (T-1)·N·B + B sequences, an odd multiple of B: never 2k here
+    model.score = lambda tokens: next(measured) if len(tokens) == 2 * k else reward(tokens)
+
+
 @pytest.mark.parametrize("accuracy,trains", [(1.0, False), (0.5, True)])
 def test_d_target_acc_skips_d_only_while_d_is_above_it(oracle_npz, accuracy, trains):
     model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", "model.d_target_acc=0.8"])
     model.start_adversarial(update.optimizers)
-    k = min(model.cfg.d_samples, D_DIAG)
-    real_prob = torch.tensor([1.0] * k + [0.0 if accuracy == 1.0 else 1.0] * k)  # D(real) on reals, then fakes
-    reward = model.score  # the rewards score (T-1)·N·B + B sequences, an odd multiple of B: never 2k here
-    model.score = lambda tokens: real_prob if len(tokens) == 2 * k else reward(tokens)  # D's accuracy: 1.0 or 0.5
+    measure_d_as(model, accuracy)
     before = [p.clone() for p in model.D.parameters()]
     out = model.adversarial_step(all_tokens(model), update, 0)
     moved = any(not torch.equal(a, b) for a, b in zip(before, model.D.parameters()))
@@ -186,11 +192,7 @@ def test_d_target_acc_gates_each_d_step_and_logs_the_first_steps_accuracy(oracle
     model, update = tiny_model(oracle_npz[0], ["model.mle_baseline=false", "model.d_target_acc=0.8",
                                                "model.d_steps=2"])
     model.start_adversarial(update.optimizers)
-    k = min(model.cfg.d_samples, D_DIAG)
-    perfect, chance = torch.tensor([1.0] * k + [0.0] * k), torch.tensor([1.0] * 2 * k)
-    measured = iter([perfect, chance])  # step 1: D separates (skips), step 2: D says "real" to all (trains)
-    reward = model.score
-    model.score = lambda tokens: next(measured) if len(tokens) == 2 * k else reward(tokens)
+    measure_d_as(model, 1.0, 0.5)  # step 1: D separates (skips), step 2: D says "real" to all (trains)
     out = model.adversarial_step(all_tokens(model), update, 0)
     assert out["d_trained"].item() == 0.5 and "loss_d" in out
     assert out["d_acc_real"].item() == 1.0 and out["d_acc_fake"].item() == 1.0  # the first step's
@@ -200,6 +202,9 @@ def test_d_target_acc_gates_each_d_step_and_logs_the_first_steps_accuracy(oracle
 def test_d_target_acc_must_be_off_or_between_half_and_one(oracle_npz, value):
     with pytest.raises(GankitError, match="d_target_acc"):
         tiny_model(oracle_npz[0], [f"model.d_target_acc={value}"])
+
+
+def test_d_target_acc_with_pg_bleu_is_an_error(oracle_npz):
     with pytest.raises(GankitError, match="trains no D"):
         tiny_model(oracle_npz[0], ["model.d_target_acc=0.7", "model.reward=bleu"])
 

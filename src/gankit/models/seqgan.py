@@ -348,8 +348,8 @@ class SeqGAN(nn.Module):
         d_steps, target = (self.cfg.d_steps if self.cfg.reward == "discriminator" else 0), self.cfg.d_target_acc
         trained = 0
         for i in range(d_steps):  # PG-BLEU needs no D
-            step_out = self.train_d(reals, update, self.cfg.d_samples, self.cfg.d_epochs,
-                                    measure=i == 0 or bool(target), skip_above=target)
+            step_out = self.train_d(reals, update, self.cfg.d_samples, self.cfg.d_epochs, measure=i == 0,
+                                    skip_above=target)
             trained += "loss_d" in step_out
             out |= step_out if i == 0 else {k: v for k, v in step_out.items() if not k.startswith("d_acc")}
         if target and d_steps:
@@ -440,14 +440,14 @@ class SeqGAN(nn.Module):
         """Fresh fakes + as many reals (drawn from `real_all`), `epochs` passes of D in shuffled
         minibatches: {"loss_d"}. `measure`: also D's accuracy on up to D_DIAG of these reals and
         fresh fakes before D trains on them (d_acc_real, d_acc_fake: is D falling behind G?),
-        scored as the rewards are (eval mode, no random numbers drawn). `skip_above` (with
-        `measure`): D does not train, and no loss_d is returned, when the mean of the two
+        scored as the rewards are (eval mode, no random numbers drawn). `skip_above` (which
+        measures too): D does not train, and no loss_d is returned, when the mean of the two
         accuracies is above it."""
         fake = self.G.sample(n_fake, self.seq_len, self.cfg.temperature)
         pick = (torch.randperm(len(real_all), device=real_all.device)[:n_fake] if n_fake <= len(real_all)
                 else torch.randint(len(real_all), (n_fake,), device=real_all.device))
         out = {}
-        if measure:
+        if measure or skip_above:
             k = min(n_fake, D_DIAG)
             p = self.score(torch.cat([real_all[pick[:k]], fake[:k]]))  # D(real | x)
             out = {"d_acc_real": (p[:k] > 0.5).float().mean(), "d_acc_fake": (p[k:] < 0.5).float().mean()}
