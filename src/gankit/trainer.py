@@ -233,11 +233,15 @@ def train(cfg: RunConfig, out: str | Path | None = None, resume: str | Path | No
         cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
     dist = Dist.from_env(device_type)
     out = Path(resume or out or default_run_dir(cfg.name))
-    try:
-        with RunLock(out, enabled=dist.main):  # one writer per run directory (rank 0 writes)
-            return Trainer(cfg, dist, out, resume, overwrite).run()
-    finally:
-        dist.close()
+    with RunLock(out, enabled=dist.main):  # one writer per run directory (rank 0 writes)
+        run_dir = Trainer(cfg, dist, out, resume, overwrite).run()
+    # Only after a clean finish, and only once every rank is here: rank 0 still writes the
+    # report while the others are done, and a rank that tears gloo down (or exits) while a
+    # peer holds its connections can abort. After an error a teardown could wait forever on
+    # a peer stuck in a collective; torchrun stops the other ranks instead.
+    dist.barrier()
+    dist.close()
+    return run_dir
 
 
 class Trainer:
