@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gankit.bench import setup  # noqa: E402
+from gankit.cpu import native_bf16  # noqa: E402
 from gankit.errors import GankitError  # noqa: E402
 
 # What is measured: (label, gankit model, phase, gankit overrides, reference module, reference kwargs).
@@ -130,8 +131,9 @@ def write_docs(rows: list[dict], peak: dict, command: str, path: Path) -> None:
              f"Machine: {machine()}; torch {torch.__version__}; "
              f"load average (1 min) {peak['load_before']} before the run, {os.getloadavg()[0]:.2f} after.  ",
              f"Date: {datetime.datetime.now():%Y-%m-%d %H:%M}.  ",
-             f"Measured matmul peak in the same run: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
-             f"bf16 {peak['bf16_gflops']:.0f} GFLOP/s.", "",
+             f"Measured matmul peak in the same run: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, " +
+             (f"bf16 {peak['bf16_gflops']:.0f} GFLOP/s." if peak["bf16_gflops"] is not None
+              else "bf16 not measured (no native bf16 on this CPU: emulated, so the -bf16 rows run in fp32)."), "",
              "gankit and the reference run alternately in one process (interleaved rounds, medians). "
              "Peak fraction = counted FLOPs per step ÷ step time ÷ the fp32 matmul peak.", "",
              "| model | batch | gankit flags | threads | gankit samples/s | reference samples/s | "
@@ -182,7 +184,9 @@ def main(argv=None) -> int:
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     load_before = round(os.getloadavg()[0], 2)  # other work on the machine skews every row
-    peak = {"fp32_gflops": round(matmul_peak(), 1), "bf16_gflops": round(matmul_peak(dtype=torch.bfloat16), 1),
+    # emulated bf16 (no AVX512-BF16) would take minutes per matmul and measure nothing useful
+    bf16 = round(matmul_peak(dtype=torch.bfloat16), 1) if native_bf16(torch.device("cpu")) else None
+    peak = {"fp32_gflops": round(matmul_peak(), 1), "bf16_gflops": bf16,
             "threads": torch.get_num_threads(), "load_before": load_before}
     print(json.dumps({"peak": peak}), flush=True)
     rows = []
