@@ -128,7 +128,7 @@ def test_amp_trains_in_fp32_with_a_warning_where_the_cpu_has_no_bf16(native, mon
     """bf16 autocast on an AVX2-only CPU is emulated and far slower than fp32: the run says
     so and trains in fp32; where bf16 is native it autocasts as asked."""
     import gankit.trainer as trainer
-    monkeypatch.setattr(trainer, "native_bf16", lambda device: native)
+    monkeypatch.setattr(cpu, "native_bf16", lambda device: native)
     cfg = build_config("gan", overrides=TINY["gan"] + QUIET + ["train.amp=true", "train.device=cpu", "train.steps=2"])
     if native:
         engine = trainer.setup(cfg)

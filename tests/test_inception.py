@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit import cpu
 from gankit.errors import GankitError
 from gankit.metrics import inception
 
@@ -158,7 +159,7 @@ def test_stats_round_trip_and_mode_mismatch(tmp_path, monkeypatch):
     assert fid_between(str(path), str(a), resize="legacy-tf", progress=False)["fid"] == pytest.approx(0, abs=1e-3)
     with pytest.raises(GankitError, match="resize=legacy-tf"):
         load_stats(path, inception.InceptionFeatures(resize="clean"))
-    monkeypatch.setattr(inception, "native_bf16", lambda device: True)  # as on a CPU with bf16
+    monkeypatch.setattr(cpu, "native_bf16", lambda device: True)  # as on a CPU with bf16
     bf16 = inception.InceptionFeatures(resize="legacy-tf", bf16=True)
     assert bf16.protocol()["inception_dtype"] == "bf16"
     with pytest.raises(GankitError, match="inception_dtype=fp32"):
@@ -208,7 +209,7 @@ def test_gankit_eval_inception_protocol_end_to_end(tmp_path):
 
 
 def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_bf16(monkeypatch):
-    monkeypatch.setattr(inception, "native_bf16", lambda device: False)
+    monkeypatch.setattr(cpu, "native_bf16", lambda device: False)
     with pytest.warns(UserWarning, match="no native bf16"):
         net = inception.InceptionFeatures(bf16=True)
     assert net.protocol()["inception_dtype"] == "fp32"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import torch
 
@@ -30,6 +31,16 @@ def native_bf16(device: torch.device) -> bool:
         return True
     has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)  # private, so guarded
     return device.type == "cpu" and torch.backends.mkldnn.is_available() and has_bf16()
+
+
+def bf16_where_native(requested: bool, device: torch.device, what: str, hint: str = "") -> bool:
+    """`requested`, unless `device` has no native bf16: then a warning naming `what` (the
+    option that asked for it) and False, so the caller runs in fp32."""
+    if requested and not native_bf16(device):
+        warnings.warn(f"{what}, but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 would be emulated, "
+                      f"far slower than fp32, so this runs in fp32{'. ' + hint if hint else ''}", stacklevel=3)
+        return False
+    return requested
 
 
 def usable_cores() -> int:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .cpu import SlowdownWatch, native_bf16, pick_threads
+from .cpu import SlowdownWatch, bf16_where_native, pick_threads
 from .data import Batch, Dataset, load_data, resolve_paths
 from .data.transforms import save_grid
 from .diagnostics import hints
@@ -195,11 +195,7 @@ def setup(cfg: RunConfig, dist: Dist | None = None, threads_before: int | None =
     schedulers = model.configure_schedulers(optimizers, total)
     if t.compile:
         compile_networks(model)
-    amp = t.amp and native_bf16(device)
-    if t.amp and not amp:
-        warnings.warn("train.amp=true, but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 "
-                      "autocast would be emulated, far slower than fp32, so this run trains in fp32. "
-                      "Set train.amp=false to silence this.", stacklevel=2)
+    amp = bf16_where_native(t.amp, device, "train.amp=true", "Set train.amp=false to silence this.")
     return Engine(cfg, dist, device, model, data, optimizers, schedulers, phases,
                   Updater(optimizers, dist, t.grad_clip),
                   torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp), amp,

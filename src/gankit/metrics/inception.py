@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from ..cpu import native_bf16
+from ..cpu import bf16_where_native
 from ..errors import GankitError
 
 RESIZE_MODES = ("clean", "legacy-tf")
@@ -112,10 +111,7 @@ class InceptionFeatures(nn.Module):
             raise GankitError(f"{weights}: not a TorchScript Inception network ({type(e).__name__})") from None
         self.device = torch.device(device)
         self.net.to(self.device)
-        if bf16 and not native_bf16(self.device):
-            warnings.warn("--bf16: this CPU has no native bf16 (AVX512-BF16/AMX), where bf16 is emulated "
-                          "and far slower than fp32; extracting Inception features in fp32", stacklevel=2)
-            bf16 = False
+        bf16 = bf16_where_native(bf16, self.device, "--bf16 (Inception features)")
         self.channels_last, self.bf16, self.resize = channels_last, bf16, resize
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
