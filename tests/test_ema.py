@@ -117,3 +117,20 @@ def test_quick_start_samples_differ_by_class_at_step_500(tmp_path):
     asked = torch.arange(10).repeat_interleave(20)
     accuracy = (torch.cdist(fake, centroids).argmin(1) == asked).float().mean()
     assert accuracy > 0.2, accuracy  # twice chance (0.1); the raw G at step 500 scores about chance
+
+
+def test_eval_judges_the_average_or_with_raw_gs_own_weights(tmp_path, monkeypatch):
+    from gankit.evaluate import evaluate_run
+    from gankit.metrics.classifier import fit_classifier
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    run = train(build_config("dcgan", overrides=TINY["dcgan"] + QUIET + ["train.ema=0.9", "train.steps=8"]),
+                out=tmp_path / "run")
+    clf = tmp_path / "clf.pt"
+    fit_classifier("digits", clf, epochs=1, size=16, device="cpu")
+    averaged, raw = (evaluate_run(run, features=str(clf), n=64, batch_size=32, device="cpu", raw=r)
+                     for r in (False, True))
+    assert averaged["protocol"]["generator"] == "ema" and raw["protocol"]["generator"] == "raw"
+    assert averaged["protocol"]["checkpoint_step"] == raw["protocol"]["checkpoint_step"] == 8
+    assert averaged["fid"] != raw["fid"]  # two generators: the average and G itself
+    again = evaluate_run(run, features=str(clf), n=64, batch_size=32, device="cpu", raw=True)
+    assert again["fid"] == raw["fid"]  # the same weights and seed give the same record

@@ -151,7 +151,7 @@ def cmd_eval(args) -> int:
     result = evaluate_run(args.run_dir, features=args.features, inception=args.inception, n=args.n,
                           batch_size=args.batch_size, reference=args.reference, seed=args.seed,
                           device=args.device, protocol=args.protocol, resize=args.resize,
-                          threads=args.threads, progress=True, bf16=args.bf16)
+                          threads=args.threads, progress=True, bf16=args.bf16, raw=args.raw)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -273,6 +273,8 @@ def build_parser(help_model: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=0, help="CPU threads for Inception (0 = torch's default)")
     e.add_argument("--bf16", action="store_true", help="Inception under bf16 autocast: ~2x faster on CPUs with bf16 "
                    "units; moved the n=500 floors' FID by 0.04%% and 0.31%% (docs/benchmarks.md); off = fp32, as published")
+    e.add_argument("--raw", action="store_true",
+                   help="judge G's own weights in a run trained with train.ema (default: the average)")
     e.add_argument("--n", type=int, help="generated samples (default 10000, or the protocol's)")
     e.add_argument("--batch-size", type=int, default=250)
     e.add_argument("--reference", default="auto", help="reference split: auto | train | held_out")

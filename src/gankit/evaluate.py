@@ -144,8 +144,11 @@ def _generate(sample, num_classes: int, n: int, batch_size: int, seed: int) -> t
 def evaluate_run(run_dir: str | Path, features: str | None = None, inception: str | bool | None = None,
                  n: int | None = None, batch_size: int = 250, reference: str = "auto", seed: int = 0,
                  device: str = "auto", protocol: str | None = None, resize: str = "clean", threads: int = 0,
-                 progress: bool = False, bf16: bool = False) -> dict:
-    """Evaluate a run's newest checkpoint; the record is appended to RUN_DIR/metrics.jsonl."""
+                 progress: bool = False, bf16: bool = False, raw: bool = False) -> dict:
+    """Evaluate a run's newest checkpoint; the record is appended to RUN_DIR/metrics.jsonl.
+    A run trained with `train.ema` is judged by its averaged generator, or by G's own
+    weights with `raw=True` (the same checkpoint, so the two records compare what the
+    average adds)."""
     cfg = run_config(run_dir)
     if cfg.name not in MODELS:
         raise GankitError(f"{run_dir} is a '{cfg.name}' run, a model this gankit does not have")
@@ -156,15 +159,15 @@ def evaluate_run(run_dir: str | Path, features: str | None = None, inception: st
         fid_net = None
         if kind == "unpaired" and inception is not None and inception is not False:  # CycleGAN: FID of translations
             fid_net = feature_network(cfg.data.spec, None, inception, dev, resize, threads, bf16)
-        return _evaluate_own(run_dir, cfg, dev, seed, t0, fid_net)
-    run = load_run(run_dir, device=dev)
+        return _evaluate_own(run_dir, cfg, dev, seed, t0, fid_net, raw)
+    run = load_run(run_dir, device=dev, ema=not raw)
     record = evaluate_generator(run.sample, cfg.data, num_classes=run.model.num_classes,
                                 features=features, inception=inception, n=n, batch_size=batch_size,
                                 reference=reference, seed=seed, device=dev, protocol=protocol, resize=resize,
                                 threads=threads, progress=progress, bf16=bf16)
     record |= eval_diagnostics(run, features, dev, seed)
     record["protocol"] = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step,
-                          "generator": "ema" if cfg.train.ema else "G", **record["protocol"],
+                          "generator": "ema" if cfg.train.ema and not raw else "raw", **record["protocol"],
                           "eval_seconds": round(time.perf_counter() - t0, 2)}
     return _log(run_dir, {"step": run.step, **record})
 
@@ -222,16 +225,17 @@ def evaluate_generator(sample, data_cfg, num_classes: int = 0, features: str | N
     return {"eval": True, **metrics, "protocol": proto}
 
 
-def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float, fid_net=None) -> dict:
+def _evaluate_own(run_dir, cfg, dev: str, seed: int, t0: float, fid_net=None, raw: bool = False) -> dict:
     """Text / translation runs: the model's own evaluate() (NLL-oracle, BLEU, paired L1...);
     translation runs with an Inception `fid_net` also get FID of translations into photo domains."""
-    run = load_run(run_dir, device=dev, with_data=True)
+    run = load_run(run_dir, device=dev, with_data=True, ema=not raw)
     torch.manual_seed(seed)
     with torch.no_grad():  # (only CycleGAN's evaluate takes an Inception network, for FID of translations)
         metrics = {k: float(v) for k, v in
                    run.model.evaluate(run.data, **({"fid_net": fid_net} if fid_net else {})).items()}
     protocol = {"command": "gankit eval", "model": cfg.name, "checkpoint_step": run.step, "data_spec": cfg.data.spec,
-                "seed": seed, "metrics": f"{cfg.name}.evaluate()", "eval_seconds": round(time.perf_counter() - t0, 2),
+                "seed": seed, "metrics": f"{cfg.name}.evaluate()",
+                "generator": "ema" if cfg.train.ema and not raw else "raw", "eval_seconds": round(time.perf_counter() - t0, 2),
                 **{f"model.{k}": v for k, v in vars(cfg.model).items() if k.endswith("samples")}}  # sample counts
     data = run.data
     if data.info.paired_eval:
