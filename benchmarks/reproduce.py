@@ -149,13 +149,17 @@ def evaluate(run: Path, exp: Experiment, ctx: dict, n: int) -> dict:
     if exp.model == "cyclegan":
         args = []  # the model's own paired metrics on every held-out pair
     else:
-        args = [*METRIC_BACKENDS[ctx["metric"]](exp, ctx), "--n", str(n)]
+        args = [*METRIC_BACKENDS[ctx["metric"]](exp, ctx), "--n", str(n), *(["--raw"] if ctx.get("raw") else [])]
     gankit("eval", str(run), *args)
     new = [r for r in rows(run)[before:] if r.get("eval")]
     if not new:
         raise SystemExit(f"gankit eval logged no record in {run}/metrics.jsonl")
     # the newest record holding a curve metric (eval may log side records, e.g. memorisation checks)
-    return next((r for r in reversed(new) if any(k in r for k in exp.keys)), new[-1])
+    record = next((r for r in reversed(new) if any(k in r for k in exp.keys)), new[-1])
+    if ctx.get("raw_n") and exp.model != "cyclegan":  # G's own weights beside the EMA, as raw_* keys
+        raw = evaluate(run, exp, {**ctx, "raw_n": 0, "raw": True}, ctx["raw_n"])
+        record = {**record, **{f"raw_{k}": v for k, v in raw.items() if k in exp.keys}, "raw_n": ctx["raw_n"]}
+    return record
 
 
 def floor(exp: Experiment, ctx: dict, data: str) -> dict:
@@ -179,8 +183,12 @@ def plot_curve(points: list[dict], keys: list[str], title: str, out: Path) -> No
     fig, axes = plt.subplots(len(keys), 2, figsize=(9, 2.8 * len(keys)), squeeze=False)
     for row, k in zip(axes, keys):
         pts = [p for p in points if isinstance(p.get(k), (int, float))]
+        raw = [p for p in points if isinstance(p.get(f"raw_{k}"), (int, float))]  # --raw-n: G's own weights
         for ax, x, label in ((row[0], "minutes", "training minutes"), (row[1], "images_seen", "images seen")):
-            ax.plot([p[x] for p in pts], [p[k] for p in pts], ".-")
+            ax.plot([p[x] for p in pts], [p[k] for p in pts], ".-", label="EMA G" if raw else None)
+            if raw:
+                ax.plot([p[x] for p in raw], [p[f"raw_{k}"] for p in raw], "x--", label=f"raw G (n={raw[-1]['raw_n']})")
+                ax.legend(fontsize=7)
             final = [p for p in pts if p.get("final")]
             if final:
                 ax.plot([final[-1][x]], [final[-1][k]], "r*", ms=10, label="final (full protocol)")
@@ -225,6 +233,9 @@ def main(argv=None) -> int:
     budget_arguments(p)
     p.add_argument("--set", nargs="+", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config overrides (e.g. model.diffaugment=color,translation,cutout)")
+    p.add_argument("--raw-n", type=int, default=0, metavar="N",
+                   help="with train.ema: also score G's own weights (gankit eval --raw) with N samples at "
+                        "every evaluation, as raw_* keys on the curve (0 = off)")
     args = p.parse_args(argv)
     exp = EXPERIMENTS[args.experiment]
     root = Path(args.data_root).resolve()
@@ -239,7 +250,7 @@ def main(argv=None) -> int:
     command = "python benchmarks/reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
     mach = machine(args.threads)
 
-    ctx = {"metric": args.metric, "threads": args.threads,
+    ctx = {"metric": args.metric, "threads": args.threads, "raw_n": args.raw_n,
            "has_protocols": "--protocol" in subprocess.run([sys.executable, "-m", "gankit", "eval", "--help"],
                                                           cwd=ROOT, capture_output=True, text=True).stdout}
     extra = {}

@@ -74,6 +74,32 @@ def test_curve_and_row_outputs(tmp_path):
     assert row.startswith("| `cgan-mnist` | 1.0 | 20 | 1,280 | fid 70, accuracy 0.9, floor FID 5 |")
 
 
+def test_raw_n_scores_gs_own_weights_beside_the_ema(tmp_path, monkeypatch):
+    repro = _reproduce()
+    run = tmp_path / "run"
+    run.mkdir()
+    calls = []
+
+    def fake_gankit(*args, quiet=True):  # what `gankit eval` leaves behind: one record in metrics.jsonl
+        calls.append(args)
+        record = {"step": 5, "eval": True, "fid": 50.0 if "--raw" in args else 40.0, "kid": 0.1, "precision": 0.5}
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    monkeypatch.setattr(repro, "gankit", fake_gankit)
+    exp = repro.EXPERIMENTS["dcgan-cifar10"]
+    record = repro.evaluate(run, exp, {"metric": "inception", "threads": 1, "raw_n": 100}, 1000)
+    assert record["fid"] == 40.0 and record["raw_fid"] == 50.0 and record["raw_kid"] == 0.1
+    assert record["raw_n"] == 100 and "raw_precision" not in record  # the curve's keys only
+    assert "--raw" not in calls[0] and calls[0][calls[0].index("--n") + 1] == "1000"
+    assert "--raw" in calls[1] and calls[1][calls[1].index("--n") + 1] == "100"
+    points = [{"step": 5, "minutes": 0.5, "images_seen": 640, **record, "final": True}]
+    repro.plot_curve(points, exp.keys, "test", tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    off = repro.evaluate(run, exp, {"metric": "inception", "threads": 1, "raw_n": 0}, 1000)
+    assert "raw_fid" not in off and len(calls) == 3
+
+
 def test_missing_data_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "cgan-mnist", "--minutes", "1",
                            "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "none")],
