@@ -103,6 +103,42 @@ def temperatures(run_dir: Path, temps: list[float], n: int = 1000) -> dict:
     return out
 
 
+def plot_frontier(temps: dict, out: Path, target_nll: float = 8.60, diversity_band: float = 0.10) -> Path:
+    """NLL-oracle against Self-BLEU-3 for each generator of `temperatures()` over its
+    temperatures: the quality-diversity frontier sharpening alone traces (the MLE copy), with
+    the region issue 17 asks for shaded (NLL-oracle <= target_nll, Self-BLEU-3 within
+    `diversity_band` of the MLE copy's at temperature 1). A generator left of and below the
+    MLE copy's line beats sharpening; one on or above it does not."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, points) in enumerate((k, v) for k, v in temps.items() if isinstance(v, dict)):
+        ts = sorted(points, key=float, reverse=True)
+        xs, ys = [points[t]["self_bleu3"] for t in ts], [points[t]["nll_oracle"] for t in ts]
+        ax.plot(xs, ys, "o-", color=f"C{i}", label=name)
+        for t, x, y in zip(ts, xs, ys):
+            ax.annotate(f"T={float(t):g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    mle = temps.get("G_mle_continuing", {}).get("1.0")
+    if mle:
+        x0, x1 = ax.get_xlim()
+        y0 = ax.get_ylim()[0]
+        ax.fill_between([x0, mle["self_bleu3"] * (1 + diversity_band)], min(y0, target_nll - 0.1), target_nll,
+                        color="tab:green", alpha=0.15, label=f"issue 17 target (NLL <= {target_nll}, "
+                                                                f"Self-BLEU-3 <= +{diversity_band:.0%})")
+        ax.set_xlim(x0, x1)
+    ax.set_xlabel("Self-BLEU-3 (lower = more diverse)")
+    ax.set_ylabel("NLL-oracle (lower = better samples)")
+    ax.set_title(f"temperature sweep at step {temps.get('step')}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_variants(curves: dict[str, dict], out: Path) -> Path:
     """Several runs (variants, seeds) in one figure: each run's SeqGAN curve and, dashed, its
     MLE-continuing copy, against generator epochs (the axis of the run's own figure)."""
@@ -143,7 +179,8 @@ def main(argv=None) -> int:
                         "RUN_DIR/figures/nll_oracle_variants.png, and their numbers under 'compare'")
     p.add_argument("--temperatures", nargs="*", type=float, default=[], metavar="T",
                    help="also NLL-oracle and diversity of the newest G (and its MLE copy) sampled at "
-                        "these temperatures, e.g. 1 0.9 0.85: the MLE copy at matched diversity")
+                        "these temperatures, e.g. 1 0.9 0.85: the MLE copy at matched diversity; draws "
+                        "RUN_DIR/figures/temperature_frontier.png (NLL-oracle vs Self-BLEU-3)")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.train:
@@ -159,6 +196,7 @@ def main(argv=None) -> int:
         c["diversity"] = diversity(run_dir)
     if args.temperatures:
         c["temperatures"] = temperatures(run_dir, args.temperatures)
+        c["frontier_figure"] = str(plot_frontier(c["temperatures"], run_dir / "figures" / "temperature_frontier.png"))
     from gankit.report import write_report
     write_report(run_dir)  # draws RUN_DIR/figures/nll_oracle.png
     c["figure"] = str(run_dir / "figures" / "nll_oracle.png")
