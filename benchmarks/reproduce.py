@@ -143,22 +143,23 @@ def eval_args_inception(exp: Experiment, ctx: dict) -> list[str]:
 METRIC_BACKENDS = {"classifier": eval_args_classifier, "inception": eval_args_inception}
 
 
-def evaluate(run: Path, exp: Experiment, ctx: dict, n: int) -> dict:
-    """One `gankit eval` of the run's newest checkpoint; returns the record it logged."""
+def evaluate(run: Path, exp: Experiment, ctx: dict, n: int, raw: bool = False) -> dict:
+    """One `gankit eval` of the run's newest checkpoint (G's own weights with `raw`); returns
+    the record it logged, plus raw_* keys from a second eval when ctx["raw_n"] asks for them."""
     before = len(rows(run))
     if exp.model == "cyclegan":
         args = []  # the model's own paired metrics on every held-out pair
     else:
-        args = [*METRIC_BACKENDS[ctx["metric"]](exp, ctx), "--n", str(n), *(["--raw"] if ctx.get("raw") else [])]
-    gankit("eval", str(run), *args)
+        args = [*METRIC_BACKENDS[ctx["metric"]](exp, ctx), "--n", str(n)]
+    gankit("eval", str(run), *args, *(["--raw"] if raw else []))
     new = [r for r in rows(run)[before:] if r.get("eval")]
     if not new:
         raise SystemExit(f"gankit eval logged no record in {run}/metrics.jsonl")
     # the newest record holding a curve metric (eval may log side records, e.g. memorisation checks)
     record = next((r for r in reversed(new) if any(k in r for k in exp.keys)), new[-1])
-    if ctx.get("raw_n") and exp.model != "cyclegan":  # G's own weights beside the EMA, as raw_* keys
-        raw = evaluate(run, exp, {**ctx, "raw_n": 0, "raw": True}, ctx["raw_n"])
-        record = {**record, **{f"raw_{k}": v for k, v in raw.items() if k in exp.keys}, "raw_n": ctx["raw_n"]}
+    if ctx.get("raw_n") and not raw:  # G's own weights beside the EMA, as raw_* keys
+        own = evaluate(run, exp, ctx, ctx["raw_n"], raw=True)
+        record = {**record, **{f"raw_{k}": v for k, v in own.items() if k in exp.keys}, "raw_n": ctx["raw_n"]}
     return record
 
 

@@ -98,6 +98,8 @@ def test_raw_n_scores_gs_own_weights_beside_the_ema(tmp_path, monkeypatch):
     assert (tmp_path / "curve.png").stat().st_size > 1000
     off = repro.evaluate(run, exp, {"metric": "inception", "threads": 1, "raw_n": 0}, 1000)
     assert "raw_fid" not in off and len(calls) == 3
+    repro.evaluate(run, repro.EXPERIMENTS["cyclegan-facades"], {"metric": "inception", "threads": 1, "raw_n": 100}, 0)
+    assert "--raw" not in calls[3] and calls[4][-1] == "--raw"  # CycleGAN's own metrics, raw generators too
 
 
 def test_missing_data_is_a_one_line_error(tmp_path):
