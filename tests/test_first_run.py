@@ -103,6 +103,24 @@ def test_report_marks_resume_and_states_layout_and_direction(tmp_path):
     assert "lower ↓" in text
 
 
+def test_report_keeps_ema_and_raw_generator_evaluations_apart(tmp_path):
+    from gankit.report import _label_generators, _plot_eval
+    rows = [{"step": s, "eval": True, "fid": f, "protocol": {"generator": g}}
+            for s, f, g in ((10, 90.0, "ema"), (10, 99.0, "raw"), (20, 60.0, "ema"), (20, 64.0, "raw"))]
+    assert [g for g, _ in _label_generators(rows)] == ["", "raw", "", "raw"]
+    # a run without EMA writes generator "raw" on every record: one plain series
+    plain = [{**r, "protocol": {"generator": "raw"}} for r in rows[::2]]
+    assert [g for g, _ in _label_generators(plain)] == ["", ""]
+    assert _plot_eval(rows, tmp_path / "eval.png").is_file()
+    run = tmp_path / "run"
+    run.mkdir()
+    for r in rows:
+        RunDir(run).log(r)
+    text = write_report(run).read_text()
+    assert "<th>fid</th><td>60</td><td>lower ↓</td>" in text
+    assert "<th>fid (G&#x27;s own weights)</th><td>64</td><td>lower ↓</td>" in text
+
+
 def test_steps_on_the_command_line_win_over_a_config_counting_epochs(tmp_path, capsys):
     cfg = tmp_path / "epochs.yaml"
     cfg.write_text("train:\n  epochs: 50\n")

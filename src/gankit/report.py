@@ -80,23 +80,44 @@ def _plot_losses(rows: list[dict], out: Path) -> Path | None:
     return out
 
 
+def _label_generators(evals: list[dict]) -> list[tuple[str, dict]]:
+    """(generator, record) for each eval: records of G's own weights are told apart only
+    in a run that also has EMA records, so a plain run's records all read as one series."""
+    gens = [r.get("protocol", {}).get("generator") if isinstance(r.get("protocol"), dict) else None
+            for r in evals]
+    split = "ema" in gens and "raw" in gens
+    return [("raw" if split and g == "raw" else "", r) for g, r in zip(gens, evals)]
+
+
+def _metric_name(key) -> str:
+    """'fid' for a table row named 'fid (G's own weights)'."""
+    return str(key).split(" (")[0]
+
+
 def _plot_eval(rows: list[dict], out: Path) -> Path | None:
-    evals = [r for r in rows if r.get("eval")]
-    keys = sorted({k for r in evals for k, v in r.items()  # diagnostics keys: their own panel
+    evals = _label_generators([r for r in rows if r.get("eval")])
+    keys = sorted({k for _, r in evals for k, v in r.items()  # diagnostics keys: their own panel
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"
                    and k not in ("classes_covered", "num_classes") and not k.startswith("memo_")
                    # the quality curve: headline metrics, not their spreads or per-class splits
                    and not k.endswith("_std") and not k.startswith("accuracy_class_")})
-    series = {k: [(r["step"], r[k]) for r in evals if isinstance(r.get(k), (int, float))] for k in keys}
-    series = {k: v for k, v in series.items() if len(v) > 1}
+    # One line per generator: an EMA run evaluated with --raw too gets the EMA's curve and
+    # G's own weights' curve side by side, not one line zigzagging between them.
+    series = {k: {g: [(r["step"], r[k]) for gg, r in evals if gg == g and isinstance(r.get(k), (int, float))]
+                  for g in ("", "raw")} for k in keys}
+    series = {k: {g: pts for g, pts in lines.items() if pts} for k, lines in series.items()
+              if max(len(pts) for pts in lines.values()) > 1}
     if not series:
         return None
     n = len(series)
     cols = min(n, 4)
     rows_ = -(-n // cols)
     fig, axes = plt.subplots(rows_, cols, figsize=(4 * cols, 3 * rows_), squeeze=False)
-    for ax, (k, pts) in zip(axes.flat, series.items()):
-        ax.plot(*zip(*pts), marker=".")
+    for ax, (k, lines) in zip(axes.flat, series.items()):
+        for g, pts in lines.items():
+            ax.plot(*zip(*pts), marker=".", label="G's own weights" if g else "EMA G" if len(lines) > 1 else None)
+        if len(lines) > 1:
+            ax.legend(fontsize=7)
         better = direction(k)
         ax.set_title(f"{k} ({better} is better)" if better else k, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
@@ -104,6 +125,7 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
@@ -169,12 +191,13 @@ def write_report(run_dir: str | Path) -> Path:
     if evals:
         parts.append("<h2>Evaluation</h2>")
         latest: dict = {}
-        for r in evals:
-            latest.update({k: v for k, v in r.items() if k != "eval"})
+        for g, r in _label_generators(evals):
+            latest.update({(f"{k} (G's own weights)" if g else k): v for k, v in r.items()
+                           if k != "eval" and not (g and k in ("step", "protocol"))})
         parts.append("<table><tr><th>metric</th><th>value</th><th>better</th><th>note</th></tr>" + "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(f'{v:.5g}' if isinstance(v, float) else str(v))}</td>"
-            f"<td>{_better(str(k))}</td>"
-            f"<td>{html.escape(METRIC_NOTES.get(str(k), ''))}</td></tr>"
+            f"<td>{_better(_metric_name(k))}</td>"
+            f"<td>{html.escape(METRIC_NOTES.get(_metric_name(k), ''))}</td></tr>"
             for k, v in latest.items() if not isinstance(v, (dict, list))) + "</table>")
         protocols = [r for r in evals if any(isinstance(v, dict) for v in r.values())]
         if protocols:
