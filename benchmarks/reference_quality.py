@@ -58,9 +58,7 @@ def score(netG, data_cfg: DataConfig, args, ctx: dict, n: int) -> dict:
 
 
 def plot_against(ours: list[dict], theirs: list[dict], out: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gankit.figures import plt, save_figure
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for pts, label in ((ours, "reference (pytorch/examples loop, fp32)"), (theirs, "gankit (dcgan-cifar10.yaml)")):
         pts = [p for p in pts if isinstance(p.get("fid"), (int, float))]
@@ -71,9 +69,7 @@ def plot_against(ours: list[dict], theirs: list[dict], out: Path, title: str) ->
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv=None) -> int:

@@ -37,7 +37,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,9 +176,7 @@ def floor(exp: Experiment, ctx: dict, data: str) -> dict:
 # ------------------------------------------------------------------------------ outputs
 
 def plot_curve(points: list[dict], keys: list[str], title: str, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gankit.figures import plt, save_figure
     keys = [k for k in keys if any(isinstance(p.get(k), (int, float)) for p in points)] or keys[:1]
     fig, axes = plt.subplots(len(keys), 2, figsize=(9, 2.8 * len(keys)), squeeze=False)
     for row, k in zip(axes, keys):
@@ -198,9 +195,7 @@ def plot_curve(points: list[dict], keys: list[str], title: str, out: Path) -> No
             ax.set_ylabel(k)
             ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def markdown_row(name: str, result: dict, exp: Experiment, args) -> str:

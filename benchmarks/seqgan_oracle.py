@@ -109,9 +109,7 @@ def plot_frontier(temps: dict, out: Path, target_nll: float = 8.60, diversity_ba
     the region issue 17 asks for shaded (NLL-oracle <= target_nll, Self-BLEU-3 within
     `diversity_band` of the MLE copy's at temperature 1). A generator left of and below the
     MLE copy's line beats sharpening; one on or above it does not."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gankit.figures import plt, save_figure
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (name, points) in enumerate((k, v) for k, v in temps.items() if isinstance(v, dict)):
         ts = sorted(points, key=float, reverse=True)
@@ -132,19 +130,13 @@ def plot_frontier(temps: dict, out: Path, target_nll: float = 8.60, diversity_ba
     ax.set_title(f"temperature sweep at step {temps.get('step')}", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def plot_variants(curves: dict[str, dict], out: Path) -> Path:
     """Several runs (variants, seeds) in one figure: each run's SeqGAN curve and, dashed, its
     MLE-continuing copy, against generator epochs (the axis of the run's own figure)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gankit.figures import plt, save_figure
     from gankit.models.seqgan_figures import PAPER_ORACLE_NLL
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, c) in enumerate(curves.items()):
@@ -159,11 +151,7 @@ def plot_variants(curves: dict[str, dict], out: Path) -> Path:
     ax.set_ylabel("NLL-oracle")
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def main(argv=None) -> int:

@@ -36,22 +36,19 @@ import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import matplotlib
 from tqdm.auto import tqdm
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from .api import build_config, load_run, run_config  # noqa: E402
-from .config import TrainConfig, config_dir, load_yaml, set_key, validate  # noqa: E402
-from .data.transforms import make_grid  # noqa: E402
-from .distributed import pick_device  # noqa: E402
-from .errors import GankitError, Interrupted  # noqa: E402
-from .evaluate import evaluate_run, feature_network, reference_features, score  # noqa: E402
-from .metrics.classifier import fit_classifier  # noqa: E402
-from .models import MODELS  # noqa: E402
-from .runs import RunDir, atomic_write_bytes  # noqa: E402
-from .trainer import train  # noqa: E402
+from .api import build_config, load_run, run_config
+from .config import TrainConfig, config_dir, load_yaml, set_key, validate
+from .data.transforms import make_grid
+from .distributed import pick_device
+from .errors import GankitError, Interrupted
+from .evaluate import evaluate_run, feature_network, reference_features, score
+from .figures import plt, save_figure
+from .metrics.classifier import fit_classifier
+from .models import MODELS
+from .runs import RunDir, atomic_write_bytes
+from .trainer import train
 
 # metric -> (shown name, True if higher is better); the order of the table's columns
 METRICS = {"fid": ("FID", False), "kid": ("KID", False), "precision": ("precision", True),
@@ -516,10 +513,8 @@ def _curves(plan: Plan, jobs: list[Job], results: dict, out: Path) -> Path:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(configs), 4), fontsize=8, frameon=False)
     fig.suptitle(f"quality vs compute on {plan.data}, {plan.seeds} seed(s) per configuration", fontsize=10.5)
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * math.ceil(len(configs) / 4), 1, 0.97))
-    path = out / "curves.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = save_figure(fig, out / "curves.png", dpi=90,
+                       layout_rect=(0, 0.04 + 0.025 * math.ceil(len(configs) / 4), 1, 0.97))
     return path
 
 
@@ -539,10 +534,7 @@ def _sample_grid(jobs: list[Job], out: Path) -> Path:
     for ax in axes.ravel():
         ax.axis("off")
     fig.suptitle("fixed-noise samples, seed-0 run of each configuration", fontsize=10)
-    fig.tight_layout()
-    path = out / "samples.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = save_figure(fig, out / "samples.png", dpi=90)
     return path
 
 

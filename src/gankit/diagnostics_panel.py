@@ -8,12 +8,9 @@ import html
 import textwrap
 from pathlib import Path
 
-import matplotlib
-
 from .diagnostics import hints
+from .figures import plt, save_figure
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 
 def _series(rows: list[dict], key: str) -> list[tuple[int, float]]:
@@ -140,10 +137,7 @@ def plot_diagnostics(rows: list[dict], out: Path, loss: str | None = None) -> Pa
         found = hints(rows, loss)
         text = "\n\n".join(textwrap.fill(h.text, 48) for h in found) or "no diagnostics hint fired"
         axes.flat[len(panels)].text(0, 1, text, va="top", fontsize=7 if found else 9, transform=axes.flat[len(panels)].transAxes)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 

@@ -6,15 +6,11 @@ import html
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from .diagnostics_panel import hints_html, plot_diagnostics  # noqa: E402
-from .errors import GankitError  # noqa: E402
-from .models import MODELS  # noqa: E402
-from .runs import RunDir, atomic_write_bytes  # noqa: E402
+from .diagnostics_panel import hints_html, plot_diagnostics
+from .errors import GankitError
+from .figures import plt, save_figure
+from .models import MODELS
+from .runs import RunDir, atomic_write_bytes
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -73,10 +69,7 @@ def _plot_losses(rows: list[dict], out: Path) -> Path | None:
     ax.set_title("losses per log interval (averaged over its steps)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
@@ -124,10 +117,7 @@ def _plot_eval(rows: list[dict], out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 

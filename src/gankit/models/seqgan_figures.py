@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from ..figures import plt, save_figure
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
 
 
 # Yu et al. 2017, Table 1, on the same oracle (the paper's figures for comparison lines)
@@ -56,10 +55,7 @@ def plot_oracle_curve(c: dict, out: Path) -> Path:
     ax.set_ylabel("NLL-oracle")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
     return out
 
 

@@ -25,7 +25,6 @@ import math
 import time
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,12 +32,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import GankitError
+from ..figures import plt, save_figure
 from .core import LOG4, TOYS, jsd, kde_on_grid, optimal_discriminator, toy, value, value_at_optimum
 from .objectives import (OBJECTIVES, converge_discriminator, d_errors, generator_gradients, pearson_chi2,
                          population_loss, tv)
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 LAB_LOSSES = ("bce", "lsgan", "hinge")  # minimax shares bce's D loss
 
@@ -212,7 +209,7 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="D(x)")
         fig.suptitle("Proposition 1: the converged D (top) matches D* (middle); the training loop's D "
                      "(bottom) lags", fontsize=10)
-    paths.append(_save(fig, out / "d_vs_dstar.png", plt, tight=False))
+    paths.append(save_figure(fig, out / "d_vs_dstar.png", dpi=90, tight=False, bbox_inches="tight"))
 
     # 2. Theorem 1: V(G, D_converged) = -log 4 + 2 JSD, and how close each D gets to D*
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -236,7 +233,7 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
     a2.set_title("|D - D*|: small once D is trained to convergence", fontsize=9.5)
     a2.grid(alpha=0.3, which="both")
     _legend_below(fig, a2, ncol=2)
-    paths.append(_save(fig, out / "value_vs_jsd.png", plt))
+    paths.append(save_figure(fig, out / "value_vs_jsd.png", dpi=90, bbox_inches="tight"))
 
     # 3. generated vs data density
     if mix.dim == 1:
@@ -257,7 +254,7 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
         ax.set_aspect("equal")
         _legend_below(fig, ax, ncol=1)
     ax.set_title("generated density p_g approaching the data density", fontsize=10)
-    paths.append(_save(fig, out / "density.png", plt))
+    paths.append(save_figure(fig, out / "density.png", dpi=90, bbox_inches="tight"))
 
     # 4. mode coverage over time
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -272,7 +269,7 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
     a2.set_xlabel("step")
     a2.set_ylim(0, 1)
     a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    paths.append(_save(fig, out / "modes.png", plt))
+    paths.append(save_figure(fig, out / "modes.png", dpi=90, bbox_inches="tight"))
 
     # 5. every loss: its D lands on the closed-form optimum, a divergence
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -300,7 +297,7 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
                  "hinge <-> total variation", fontsize=9.5)
     a2.grid(alpha=0.3)
     _legend_below(fig, a2, ncol=2)
-    paths.append(_save(fig, out / "losses.png", plt))
+    paths.append(save_figure(fig, out / "losses.png", dpi=90, bbox_inches="tight"))
 
     # 6. why the non-saturating G loss is the default
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -322,16 +319,8 @@ def _figures(records, arrays, ctx, out: Path) -> list[Path]:
                  "gankit's default)", fontsize=9.5)
     a2.grid(alpha=0.3, which="both")
     _legend_below(fig, a2, ncol=2)
-    paths.append(_save(fig, out / "gradients.png", plt))
+    paths.append(save_figure(fig, out / "gradients.png", dpi=90, bbox_inches="tight"))
     return paths
-
-
-def _save(fig, path: Path, plt, tight: bool = True) -> Path:
-    if tight:
-        fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 CAPTIONS = {
