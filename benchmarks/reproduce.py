@@ -115,6 +115,21 @@ def machine(threads: int) -> dict:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
+def top_up(run: Path, budget: float, sets: list[str], before: tuple[int, float], tries: int = 3) -> None:
+    """Train on until the clock reaches the budget. The last chunk is planned from the run's
+    average speed, which its slow start pulls down, so it tends to end minutes early. Only
+    without an LR schedule: there train.steps is a cap, not part of what is computed."""
+    step, spent = progress(run)
+    for _ in range(tries):
+        if budget - spent < 30 or spent <= before[1] or step <= before[0]:
+            return
+        rate = (step - before[0]) / (spent - before[1])  # the newest chunk's speed
+        before = (step, spent)
+        gankit("train", "--resume", str(run), "--steps", str(step + max(1, int(rate * (budget - spent)))),
+               "--set", *sets, "train.stop_at=0")
+        step, spent = progress(run)
+
+
 # ------------------------------------------------------------------------------ metrics
 
 def fit_feature_classifier(spec: str) -> Path:
@@ -176,6 +191,8 @@ def floor(exp: Experiment, ctx: dict, data: str) -> dict:
 # ------------------------------------------------------------------------------ outputs
 
 def plot_curve(points: list[dict], keys: list[str], title: str, out: Path) -> None:
+    from matplotlib.ticker import EngFormatter
+
     from gankit.figures import plt, save_figure
     keys = [k for k in keys if any(isinstance(p.get(k), (int, float)) for p in points)] or keys[:1]
     fig, axes = plt.subplots(len(keys), 2, figsize=(9, 2.8 * len(keys)), squeeze=False)
@@ -192,6 +209,8 @@ def plot_curve(points: list[dict], keys: list[str], title: str, out: Path) -> No
                 ax.plot([final[-1][x]], [final[-1][k]], "r*", ms=10, label="final (full protocol)")
                 ax.legend(fontsize=7)
             ax.set_xlabel(label)
+            if x == "images_seen":  # 890000 -> 890k: raw counts overlap on the axis
+                ax.xaxis.set_major_formatter(EngFormatter(sep=""))
             ax.set_ylabel(k)
             ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)
@@ -284,8 +303,10 @@ def main(argv=None) -> int:
         if target > step:
             gankit("train", "--resume", str(run), "--steps", str(total), "--set", *sets,
                    f"train.stop_at={target if target < total else 0}")
-        step, spent = progress(run)
         final = i == args.evals
+        if final and not exp.schedule:
+            top_up(run, budget, sets, before=(step, spent))
+        step, spent = progress(run)
         n = (args.final_n or exp.final_n) if final else args.eval_n
         rec = evaluate(run, exp, ctx, n)
         point = {"step": step, "minutes": round(spent / 60, 3), "images_seen": step * per_step,

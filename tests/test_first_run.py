@@ -103,6 +103,15 @@ def test_report_marks_resume_and_states_layout_and_direction(tmp_path):
     assert "lower ↓" in text
 
 
+def test_save_figure_makes_the_folder_and_closes_the_figure(tmp_path):
+    from gankit.figures import plt, save_figure
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    out = save_figure(fig, tmp_path / "new" / "folder" / "f.png", dpi=50, layout_rect=(0, 0.1, 1, 1))
+    assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"
+    assert not plt.fignum_exists(fig.number)  # a long run redraws its report: no figure kept open
+
+
 def test_report_keeps_ema_and_raw_generator_evaluations_apart(tmp_path):
     from gankit.report import _label_generators, _plot_eval
     rows = [{"step": s, "eval": True, "fid": f, "protocol": {"generator": g}}

@@ -5,7 +5,7 @@ may import its own layer and the layers below, never above:
 
      0  errors
      1  config                       dataclasses, YAML, overrides
-     2  layers losses cpu distributed runs ema diagnostics diagnostics_panel
+     2  layers losses cpu distributed runs ema diagnostics diagnostics_panel figures
                                      building blocks that know no data set or model
      3  data                         data sets; DataInfo
      4  metrics                      functions over features; feature networks
@@ -39,7 +39,7 @@ ROOT = Path(gankit.__file__).parent
 LAYERS = [
     ["errors"],
     ["config"],
-    ["layers", "losses", "cpu", "distributed", "runs", "ema", "diagnostics", "diagnostics_panel"],
+    ["layers", "losses", "cpu", "distributed", "runs", "ema", "diagnostics", "diagnostics_panel", "figures"],
     ["data"],
     ["metrics"],
     ["models"],

@@ -102,6 +102,30 @@ def test_raw_n_scores_gs_own_weights_beside_the_ema(tmp_path, monkeypatch):
     assert "--raw" not in calls[3] and calls[4][-1] == "--raw"  # CycleGAN's own metrics, raw generators too
 
 
+def test_a_last_chunk_that_ends_early_is_topped_up_to_the_budget(tmp_path, monkeypatch):
+    """The last chunk is planned from the average speed; when it ends minutes short, the run
+    trains on at the newest chunk's speed until the clock reaches the budget."""
+    repro = _reproduce()
+    run = tmp_path / "run"
+    run.mkdir()
+    calls = []
+
+    def fake_gankit(*args, quiet=True):  # a trainer that runs at 2 steps/s to the step asked for
+        calls.append(args)
+        step, spent = repro.progress(run)
+        goal = int(args[args.index("--steps") + 1])
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": goal, "elapsed_s": spent + (goal - step) / 2}) + "\n")
+
+    monkeypatch.setattr(repro, "gankit", fake_gankit)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 3000, "elapsed_s": 3420.0}) + "\n")  # 57 of 60 min
+    repro.top_up(run, 3600.0, ["train.threads=2"], before=(1000, 2420.0))
+    assert repro.progress(run) == (3360, 3600.0)
+    assert len(calls) == 1 and calls[0][-1] == "train.stop_at=0"
+    repro.top_up(run, 3600.0, [], before=(3000, 3420.0))  # at the budget: nothing more
+    assert len(calls) == 1
+
+
 def test_missing_data_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "cgan-mnist", "--minutes", "1",
                            "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "none")],
