@@ -144,18 +144,11 @@ def _jpeg(images: torch.Tensor, quality: int = 95) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def _halved(images: torch.Tensor) -> torch.Tensor:
-    """Down to half the side and back up: the detail of a generator that is sharp at half size."""
-    import torch.nn.functional as F
-    side = images.shape[-1]
-    small = F.interpolate(images, size=side // 2, mode="bilinear", antialias=True)
-    return F.interpolate(small, size=side, mode="bilinear")
-
-
 def calibrate(which: str, n: int, threads: int, run_dir: str | None = None, seed: int = 1) -> list[dict]:
     from gankit.api import load_run, run_config
     from gankit.config import DataConfig
     from gankit.data import load_data
+    from gankit.data.transforms import resize
     from gankit.evaluate import evaluate_generator
     if run_dir:
         data_cfg = run_config(run_dir).data  # the run's own reference (and its cached statistics)
@@ -166,7 +159,9 @@ def calibrate(which: str, n: int, threads: int, run_dir: str | None = None, seed
     reals = load_data(data_cfg).tensors["image"]
     pick = torch.randperm(len(reals), generator=torch.Generator().manual_seed(seed))[:n]
     real = reals[pick].float()
-    variants = {"real (in the reference, so slightly low)": real, "real, halved and scaled back up": _halved(real)}
+    side = real.shape[-1]  # halved and scaled back up: the detail of a generator sharp at half size
+    variants = {"real (in the reference, so slightly low)": real,
+                "real, halved and scaled back up": resize(resize(real, side // 2), side)}
     if run_dir:
         run = load_run(run_dir)
         fake = torch.cat([run.sample(min(250, n - i), seed=i // 250).float().cpu() for i in range(0, n, 250)])

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,15 @@ os.environ["OMP_NUM_THREADS"] = "1"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Tiny versions of each image model: a real train step in milliseconds.
+def benchmark_script(name: str):
+    """benchmarks/NAME.py as a module: the folder holds scripts, not an installed package."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 TINY = {
     "gan": ["model.hidden=[32]", "data.size=8"],
     "cgan": ["model.g_hidden=[16,32]", "model.d_hidden=[32,32]", "data.size=8"],

@@ -21,6 +21,8 @@ from gankit import cpu
 from gankit.errors import GankitError
 from gankit.metrics import inception
 
+from conftest import benchmark_script
+
 try:
     inception.packaged_weights()
     HAVE_FID = True
@@ -215,19 +217,10 @@ def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_bf16(monkeypatch):
     assert net.protocol()["inception_dtype"] == "fp32"
 
 
-def _inception_fid_script():
-    import importlib.util
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "inception_fid.py"
-    spec = importlib.util.spec_from_file_location("inception_fid_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_calibrate_serves_each_variant_once_in_the_evaluators_batches(monkeypatch):
     """benchmarks/inception_fid.py calibrate: real, halved and JPEG'd images reach the evaluator
     batch by batch, every image once (the network itself is stood in for)."""
-    script = _inception_fid_script()
+    script = benchmark_script("inception_fid")
     from gankit import data as gdata
     from gankit import evaluate
     reals = torch.rand(600, 3, 16, 16) * 2 - 1

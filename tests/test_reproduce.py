@@ -9,7 +9,7 @@ import torch
 from gankit import build_config, train
 from gankit.runs import RunDir, load_checkpoint
 
-from conftest import QUIET
+from conftest import QUIET, benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CYCLEGAN = ["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3", "data.size=32",
@@ -42,17 +42,8 @@ def _same(x, y) -> bool:
     return x == y
 
 
-def _reproduce():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reproduce"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_experiment_has_its_shipped_config():
-    repro = _reproduce()
+    repro = benchmark_script("reproduce")
     assert set(repro.EXPERIMENTS) == {"dcgan-cifar10", "dcgan-anime", "cyclegan-facades", "cgan-mnist"}
     for name, exp in repro.EXPERIMENTS.items():
         path = repro.CONFIGS / f"{name}.yaml"
@@ -62,7 +53,7 @@ def test_every_experiment_has_its_shipped_config():
 
 
 def test_curve_and_row_outputs(tmp_path):
-    repro = _reproduce()
+    repro = benchmark_script("reproduce")
     points = [{"step": 10, "minutes": 0.5, "images_seen": 640, "fid": 90.0, "final": False},
               {"step": 20, "minutes": 1.0, "images_seen": 1280, "fid": 70.0, "accuracy": 0.9, "final": True}]
     repro.plot_curve(points, ["fid", "accuracy"], "test", tmp_path / "curve.png")
@@ -75,7 +66,7 @@ def test_curve_and_row_outputs(tmp_path):
 
 
 def test_raw_n_scores_gs_own_weights_beside_the_ema(tmp_path, monkeypatch):
-    repro = _reproduce()
+    repro = benchmark_script("reproduce")
     run = tmp_path / "run"
     run.mkdir()
     calls = []
@@ -105,7 +96,7 @@ def test_raw_n_scores_gs_own_weights_beside_the_ema(tmp_path, monkeypatch):
 def test_a_last_chunk_that_ends_early_is_topped_up_to_the_budget(tmp_path, monkeypatch):
     """The last chunk is planned from the average speed; when it ends minutes short, the run
     trains on at the newest chunk's speed until the clock reaches the budget."""
-    repro = _reproduce()
+    repro = benchmark_script("reproduce")
     run = tmp_path / "run"
     run.mkdir()
     calls = []

@@ -15,6 +15,7 @@ from gankit.errors import GankitError
 from gankit.models.seqgan import D_DIAG, baseline
 from gankit.runs import RunDir
 
+from conftest import benchmark_script
 from test_seqgan import TINY, T, all_tokens, oracle_npz, tiny_model  # noqa: F401  (oracle_npz is a fixture)
 
 KEYS = [["model.reward_baseline=batch_mean"], ["model.reward_baseline=prefix_mean"], ["model.adv_lr=0.002"],
@@ -230,7 +231,7 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
     rows = [r for r in RunDir(run).metrics() if r.get("phase") == "adversarial"]
     assert len(rows) == 2 and all(r["lr_g_adv"] == 0.003 for r in rows)
     assert "nll_oracle_best" in [r for r in RunDir(run).metrics() if r.get("eval")][-1]
-    bench = _seqgan_oracle_script()  # benchmarks/seqgan_oracle.py reports the kept copy too
+    bench = benchmark_script("seqgan_oracle")  # benchmarks/seqgan_oracle.py reports the kept copy too
     assert bench.curve(run)["last_kept_copy"] > 0
     assert 0 < bench.diversity(run, n=8)["G_kept_copy"]["unique"] <= 1
     temps = bench.temperatures(run, [1.0, 0.5], n=8)
@@ -243,11 +244,3 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
                                tmp_path / "variants.png").stat().st_size > 0
 
 
-def _seqgan_oracle_script():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "seqgan_oracle.py"
-    spec = importlib.util.spec_from_file_location("seqgan_oracle", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
