@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
+from conftest import benchmark_script
 from gankit.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +62,9 @@ def test_reference_builds_and_steps(name, monkeypatch):
 
 def test_speed_script_row_and_docs_table(tmp_path, capsys):
     """benchmarks/speed.py end to end at a tiny size: one interleaved row, then its table."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        speed = importlib.import_module("benchmarks.speed")
-        assert speed.main(["--models", "cgan", "--reps", "1", "--steps", "1", "--warmup", "1",
-                           "--batch-size", "8", "--threads", "1"]) == 0
-    finally:
-        sys.path.remove(str(ROOT))
+    speed = benchmark_script("speed")
+    assert speed.main(["--models", "cgan", "--reps", "1", "--steps", "1", "--warmup", "1",
+                       "--batch-size", "8", "--threads", "1"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     peak, row = out[0]["peak"], out[-1]
     assert row["model"] == "cgan" and row["ratio"] > 0 and row["threads"] == 1

@@ -2,11 +2,8 @@
 a tiny budget: the compare runs, the floor row, the table and the doc section it rewrites."""
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
+from conftest import benchmark_script
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADER = ("| configuration | seeds | steps | train s | FID ↓ | KID ↓ | precision ↑ | recall ↑ | IS ↑ "
           "| cond. accuracy ↑ |")
 
@@ -23,11 +20,7 @@ def test_quality_script_digits_table_and_doc_section(tmp_path, monkeypatch, caps
     doc = tmp_path / "docs" / "benchmarks.md"
     doc.parent.mkdir()
     doc.write_text("# Benchmarks\n\n## Image quality (MNIST)\n\nthe old table\n\n## CycleGAN\n\nkept\n")
-    sys.path.insert(0, str(ROOT))
-    try:
-        quality = importlib.import_module("benchmarks.quality")
-    finally:
-        sys.path.remove(str(ROOT))
+    quality = benchmark_script("quality")
     assert quality.main(["--digits-only", "--digits-budget-s", "0.5", "--no-progress", "--out", str(tmp_path / "out"),
                          "--runs", str(tmp_path / "tiny-gan.yaml"), str(tmp_path / "tiny-cgan.yaml"),
                          "--set", "train.batch_size=16", "train.log_every=5", "--doc", str(doc)]) == 0
