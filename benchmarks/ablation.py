@@ -60,7 +60,7 @@ def table(out: Path, variants: list[str]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=["dcgan-anime", "dcgan-cifar10"])
+    p.add_argument("experiment", choices=["dcgan-anime", "dcgan-cifar10", "dcgan-anime-small", "dcgan-cifar10-small"])
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, help="training minutes per run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

@@ -6,6 +6,9 @@
     python benchmarks/reproduce.py cgan-mnist       --minutes 15  --out runs/repro/cgan-mnist
     python benchmarks/reproduce.py dcgan-cifar10 --minutes 3 --eval-n 500     # a smoke run
 
+dcgan-cifar10-small and dcgan-anime-small are the same experiments with the narrow network
+(their -small.yaml configs).
+
 Each trains with the shipped config named after it (src/gankit/configs/EXPERIMENT.yaml) in
 exact-resume chunks (`gankit train --resume` with `train.stop_at`, so train.steps and any LR
 schedule are the whole run's), and evaluates between chunks with the training clock
@@ -37,7 +40,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -80,6 +83,9 @@ EXPERIMENTS = {
         "accuracy >= 99% and FID <= 1.5x floor within 15 min", sets=["data.holdout=2000"],
         classifier="mnist:{root}/mnist"),
 }
+# The narrow (model.channels=64) DCGANs, EXPERIMENT-small.yaml: the same data, protocol and target
+for _wide in ("dcgan-cifar10", "dcgan-anime"):
+    EXPERIMENTS[f"{_wide}-small"] = replace(EXPERIMENTS[_wide])
 
 
 # ------------------------------------------------------------------------------ helpers

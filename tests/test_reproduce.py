@@ -44,7 +44,8 @@ def _same(x, y) -> bool:
 
 def test_every_experiment_has_its_shipped_config():
     repro = benchmark_script("reproduce")
-    assert set(repro.EXPERIMENTS) == {"dcgan-cifar10", "dcgan-anime", "cyclegan-facades", "cgan-mnist"}
+    assert set(repro.EXPERIMENTS) == {"dcgan-cifar10", "dcgan-anime", "cyclegan-facades", "cgan-mnist",
+                                      "dcgan-cifar10-small", "dcgan-anime-small"}
     for name, exp in repro.EXPERIMENTS.items():
         path = repro.CONFIGS / f"{name}.yaml"
         cfg = build_config(exp.model, [path], exp.sets)
