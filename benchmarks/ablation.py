@@ -6,8 +6,9 @@ the same minutes and evaluation.
         --metric inception --threads 2 --eval-n 500 --final-n 2000
     python benchmarks/ablation.py dcgan-anime --table runs/ablation     # the table again, no training
 
-Writes OUT/VARIANT/seedS/ (reproduce.py's outputs) and OUT/table.md: the final FID per seed,
-their mean and spread, and the difference from the paper's row. A finished run is skipped, so
+Writes OUT/VARIANT/seedS/ (reproduce.py's outputs), OUT/table.md (the final FID per seed,
+their mean and spread, and the difference from the paper's row) and OUT/ablation.png (each
+seed's FID as a dot per variant). A finished run is skipped, so
 an interrupted ablation resumes where it stopped.
 """
 from __future__ import annotations
@@ -34,13 +35,19 @@ VARIANTS = {
 }
 
 
-def table(out: Path, variants: list[str]) -> str:
-    """Markdown: one row per variant, the final FID of each seed found under OUT."""
+def finished(out: Path, variants: list[str]) -> dict[str, list[tuple[str, float | None, dict]]]:
+    """{variant: [(seed folder, final FID, reproduce.py's result), ...]} for the runs found under OUT."""
     finals = {}
     for name in variants:
         for curve in sorted((out / name).glob("seed*/curve.json")):
             result = json.loads(curve.read_text())["result"]
             finals.setdefault(name, []).append((curve.parent.name, result["metrics"].get("fid"), result))
+    return finals
+
+
+def table(out: Path, variants: list[str]) -> str:
+    """Markdown: one row per variant, the final FID of each seed found under OUT."""
+    finals = finished(out, variants)
     base = [f for _, f, _ in finals.get("paper", []) if f is not None]
     lines = ["| variant | overrides | FID per seed | mean | spread (max - min) | vs paper | images seen |",
              "|---|---|---|---|---|---|---|"]
@@ -58,9 +65,29 @@ def table(out: Path, variants: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(out: Path, variants: list[str], path: Path) -> None:
+    """Each seed's final FID as a dot, one row per variant, the paper's mean as a dashed line:
+    the spread across seeds is what says whether a difference is readable."""
+    from gankit.figures import plt, save_figure
+    finals = {k: [f for _, f, _ in v if f is not None] for k, v in finished(out, variants).items()}
+    names = [n for n in variants if finals.get(n)]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.2))
+    for row, name in enumerate(names):
+        ax.plot(finals[name], [row] * len(finals[name]), "o", alpha=0.7)
+        ax.plot([statistics.fmean(finals[name])], [row], "k|", ms=14)
+    if finals.get("paper"):
+        ax.axvline(statistics.fmean(finals["paper"]), ls="--", color="grey", lw=1, label="paper mean")
+        ax.legend(fontsize=7)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("final FID per seed (| = mean; lower is better)")
+    ax.grid(alpha=0.3, axis="x")
+    save_figure(fig, path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=["dcgan-anime", "dcgan-cifar10", "dcgan-anime-small", "dcgan-cifar10-small"])
+    p.add_argument("experiment", choices=["dcgan-anime", "dcgan-cifar10"])
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, help="training minutes per run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -82,6 +109,7 @@ def main(argv=None) -> int:
                                 "--set", *sets])
     text = table(out, args.variants)
     (out / "table.md").write_text(text)
+    plot(out, args.variants, out / "ablation.png")
     print(text, end="")
     return 0
 

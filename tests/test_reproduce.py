@@ -45,7 +45,7 @@ def _same(x, y) -> bool:
 def test_every_experiment_has_its_shipped_config():
     repro = benchmark_script("reproduce")
     assert set(repro.EXPERIMENTS) == {"dcgan-cifar10", "dcgan-anime", "cyclegan-facades", "cgan-mnist",
-                                      "dcgan-cifar10-small", "dcgan-anime-small"}
+                                      "dcgan-cifar10-small", "dcgan-anime-small", "dcgan-anime-plus"}
     for name, exp in repro.EXPERIMENTS.items():
         path = repro.CONFIGS / f"{name}.yaml"
         cfg = build_config(exp.model, [path], exp.sets)
@@ -156,3 +156,5 @@ def test_ablation_table_from_finished_runs(tmp_path):
     assert "| paper | (none) | seed0: 80.0, seed1: 90.0 | 85.0 | 10.0 | — |" in text
     assert "| diffaugment | model.diffaugment=color,translation,cutout | seed0: 60.0, seed1: 64.0 | 62.0 | 4.0 | -23.0 |" in text
     assert "| r1 |" not in text  # no finished run: no row
+    ablation.plot(tmp_path, ["paper", "diffaugment", "r1"], tmp_path / "ablation.png")
+    assert (tmp_path / "ablation.png").stat().st_size > 1000
