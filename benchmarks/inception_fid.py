@@ -136,12 +136,14 @@ def _jpeg(images: torch.Tensor, quality: int = 95) -> torch.Tensor:
     import io
 
     from PIL import Image
+
+    from gankit.data.transforms import to_uint8, uint8_to_float
     out = []
-    for im in images.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy():
+    for im in to_uint8(images):
         buf = io.BytesIO()
         Image.fromarray(im).save(buf, format="JPEG", quality=quality)
         out.append(np.asarray(Image.open(buf).convert("RGB")))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return uint8_to_float(np.stack(out))
 
 
 def calibrate(which: str, n: int, threads: int, run_dir: str | None = None, seed: int = 1) -> list[dict]:

@@ -40,7 +40,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -87,7 +87,7 @@ EXPERIMENTS = {
 # (model.channels=64) DCGANs, and the anime faces' best measured small-data setting
 for _variant, _base in {"dcgan-cifar10-small": "dcgan-cifar10", "dcgan-anime-small": "dcgan-anime",
                         "dcgan-anime-plus": "dcgan-anime"}.items():
-    EXPERIMENTS[_variant] = replace(EXPERIMENTS[_base])
+    EXPERIMENTS[_variant] = EXPERIMENTS[_base]
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -18,7 +18,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-# Tiny versions of each image model: a real train step in milliseconds.
+
 def benchmark_script(name: str):
     """benchmarks/NAME.py as a module: the folder holds scripts, not an installed package."""
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
@@ -28,6 +28,7 @@ def benchmark_script(name: str):
     return module
 
 
+# Tiny versions of each image model: a real train step in milliseconds.
 TINY = {
     "gan": ["model.hidden=[32]", "data.size=8"],
     "cgan": ["model.g_hidden=[16,32]", "model.d_hidden=[32,32]", "data.size=8"],
