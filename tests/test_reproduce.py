@@ -118,6 +118,37 @@ def test_a_last_chunk_that_ends_early_is_topped_up_to_the_budget(tmp_path, monke
     assert len(calls) == 1
 
 
+def test_a_first_chunk_slower_than_planned_adds_no_repeated_point(tmp_path, monkeypatch):
+    """The plan comes from the first 10 steps; when the next chunk runs slower, a later interval
+    can fall before the step already reached. That interval is skipped, not scored a second
+    time at the same step; the final evaluation (the full protocol) always runs."""
+    repro = benchmark_script("reproduce")
+    (tmp_path / "data" / "anime_faces").mkdir(parents=True)
+    out = tmp_path / "out"
+    run = out / "run"
+
+    def fake_gankit(*args, quiet=True):  # 10 steps/s for the first chunk, then 1 step/s
+        if args[0] == "eval":
+            step, _ = repro.progress(run)
+            record = {"step": step, "eval": True, "fid": 100.0 - step / 10}
+        else:
+            if "--out" in args:
+                run.mkdir(parents=True, exist_ok=True)
+                (run / "config.yaml").write_text("train: {batch_size: 4}\nmodel: {}\n")
+            step, spent = repro.progress(run)
+            stop = int(next(a for a in args if str(a).startswith("train.stop_at=")).split("=")[1])
+            goal = stop or int(args[args.index("--steps") + 1])
+            record = {"step": goal, "elapsed_s": spent + (goal - step) / (10 if step == 0 else 1)}
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    monkeypatch.setattr(repro, "gankit", fake_gankit)
+    assert repro.main(["dcgan-anime", "--minutes", "1", "--evals", "3", "--metric", "inception",
+                       "--data-root", str(tmp_path / "data"), "--out", str(out)]) == 0
+    points = json.loads((out / "curve.json").read_text())["points"]
+    assert [p["step"] for p in points] == [200, 201] and [p["final"] for p in points] == [False, True]
+
+
 def test_missing_data_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "cgan-mnist", "--minutes", "1",
                            "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "none")],
