@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from gankit import build_config, train
@@ -189,3 +190,18 @@ def test_ablation_table_from_finished_runs(tmp_path):
     assert "| r1 |" not in text  # no finished run: no row
     ablation.plot(tmp_path, ["paper", "diffaugment", "r1"], tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_overlay_draws_several_runs_curves(tmp_path):
+    overlay = benchmark_script("overlay")
+    for name, fid in (("bf16", 60.0), ("fp32", 80.0)):
+        (tmp_path / name).mkdir()
+        points = [{"step": 10, "minutes": 1.0, "images_seen": 640, "fid": fid + 20, "final": False},
+                  {"step": 20, "minutes": 2.0, "images_seen": 1280, "fid": fid, "final": True}]
+        (tmp_path / name / "curve.json").write_text(json.dumps({"result": {}, "points": points}))
+    out = tmp_path / "pair.png"
+    assert overlay.main([str(tmp_path / "bf16"), str(tmp_path / "fp32"), "--labels", "bf16", "fp32",
+                         "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+    with pytest.raises(SystemExit, match="curve.json"):
+        overlay.main([str(tmp_path / "bf16"), str(tmp_path / "none"), "--out", str(out)])
