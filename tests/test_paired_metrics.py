@@ -103,3 +103,15 @@ def test_data_palette_is_checked_at_load_time(tmp_path):
         load_data(DataConfig(spec=f"paired:{tmp_path}", size=16, palette="nope.json"), "unpaired")
     data = load_data(DataConfig(spec=f"paired:{tmp_path}", size=16, palette="facades"), "unpaired")
     assert data.info.palette == "facades"
+
+
+def test_label_confusion_baselines_on_a_constructed_matrix():
+    """Two classes, G's colours swapped: plain accuracy 0.2, the best renaming recovers 0.8."""
+    from conftest import benchmark_script
+    lc = benchmark_script("label_confusion")
+    hist = torch.tensor([[10, 50], [30, 10]])  # row = true, column = predicted
+    out = lc.analyse(hist, ["a", "b"])
+    assert abs(out["label_acc"] - 0.2) < 1e-9 and abs(out["best_renaming_label_acc"] - 0.8) < 1e-9
+    assert abs(out["largest_class_everywhere"] - 0.6) < 1e-9
+    assert abs(out["independent_same_shares"] - (0.6 * 0.4 + 0.4 * 0.6)) < 1e-9
+    assert abs(out["classes"]["a"]["recall"] - 10 / 60) < 1e-9
