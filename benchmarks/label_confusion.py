@@ -2,21 +2,18 @@
 held-out pairs, per class, against three baselines (every pixel the largest class; two
 independent maps with the same class shares; the best one-to-one renaming of G's colours):
 
-    python benchmarks/label_confusion.py RUN_DIR [--palette facades]
+    python benchmarks/label_confusion.py RUN_DIR [--palette facades|FILE]
 
 RUN_DIR is a `gankit train cyclegan` run on paired data whose B domain is label maps.
 """
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from gankit.metrics.paired import confusion, label_scores, snap
-
-PALETTES = Path(__file__).resolve().parents[1] / "src" / "gankit" / "data" / "palettes"
+from gankit.metrics.paired import label_confusion, label_scores, load_palette
 
 
 def analyse(hist: torch.Tensor, names: list[str]) -> dict:
@@ -40,23 +37,20 @@ def analyse(hist: torch.Tensor, names: list[str]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run")
-    p.add_argument("--palette", default="facades", help="a palette in src/gankit/data/palettes")
+    p.add_argument("--palette", default="facades", help="a shipped palette name or a palette JSON file")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     from gankit.api import load_run
     torch.set_num_threads(args.threads)
-    palette = json.loads((PALETTES / f"{args.palette}.json").read_text())
-    colours, names = torch.tensor(palette["colours"]), palette["classes"]
+    palette = load_palette(args.palette)
     run = load_run(args.run, with_data=True)
     held = run.data.held_out
     if not held or "b" not in held:
         raise SystemExit(f"{args.run}: no held-out pairs to score (paired data needed)")
-    hist = torch.zeros(len(names), len(names), dtype=torch.long)
     with torch.no_grad():
-        for i in range(0, len(held["a"]), 8):
-            fake = run.model.G_AB(held["a"][i:i + 8])
-            hist += confusion(snap(fake, colours), snap(held["b"][i:i + 8], colours), len(names))
-    print(json.dumps({"run": args.run, "step": run.step, **analyse(hist, names)}, indent=1))
+        fake = torch.cat([run.model.G_AB(held["a"][i:i + 8]) for i in range(0, len(held["a"]), 8)])
+    hist = label_confusion(fake, held["b"], palette["colours"])
+    print(json.dumps({"run": args.run, "step": run.step, **analyse(hist, palette["classes"])}, indent=1))
     return 0
 
 

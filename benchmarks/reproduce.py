@@ -316,7 +316,7 @@ def main(argv=None) -> int:
             top_up(run, budget, sets, before=(step, spent))
         step, spent = progress(run)
         if not final and points and step == points[-1]["step"]:
-            continue  # the first chunk ran slower than planned: nothing new to evaluate yet
+            continue  # training ran slower than its first 10 steps promised: nothing new to score yet
         n = (args.final_n or exp.final_n) if final else args.eval_n
         rec = evaluate(run, exp, ctx, n)
         point = {"step": step, "minutes": round(spent / 60, 3), "images_seen": step * per_step,

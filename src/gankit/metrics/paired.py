@@ -49,13 +49,18 @@ def label_scores(hist: Tensor) -> dict[str, float]:
             "label_miou": float(iou.nanmean())}
 
 
-def label_metrics(fake: Tensor, real: Tensor, colours: Tensor, chunk: int = 16) -> dict[str, float]:
-    """Snap both (N, 3, H, W) sets to the palette and score them over the whole set."""
+def label_confusion(fake: Tensor, real: Tensor, colours: Tensor, chunk: int = 16) -> Tensor:
+    """Snap both (N, 3, H, W) sets to the palette: one (K, K) confusion matrix over the whole set."""
     k = len(colours)
     hist = torch.zeros(k, k, dtype=torch.long)
     for i in range(0, len(fake), chunk):  # (chunk, H, W, K) distances at a time
         hist += confusion(snap(fake[i:i + chunk], colours), snap(real[i:i + chunk], colours), k)
-    return label_scores(hist)
+    return hist
+
+
+def label_metrics(fake: Tensor, real: Tensor, colours: Tensor, chunk: int = 16) -> dict[str, float]:
+    """Pixel accuracy, per-class accuracy and mIoU of the whole set's confusion matrix."""
+    return label_scores(label_confusion(fake, real, colours, chunk))
 
 
 def palette_share(images: Tensor, colours: Tensor, tol: float = 0.2) -> float:
