@@ -3,7 +3,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -205,3 +207,36 @@ def test_overlay_draws_several_runs_curves(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(SystemExit, match="curve.json"):
         overlay.main([str(tmp_path / "bf16"), str(tmp_path / "none"), "--out", str(out)])
+
+
+def _facades_like(root: Path, side: int = 32) -> None:
+    """pix2pix layout under root/facades: left a photo-like image, right its block label map in
+    the CMP facades colours, the label a function of the photo (so the pairs carry a signal)."""
+    from PIL import Image
+
+    from gankit.metrics.paired import load_palette
+    colours = load_palette("facades")["colours"].to(torch.uint8).numpy()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        (root / "facades" / split).mkdir(parents=True)
+        for i in range(n):
+            idx = rng.integers(0, len(colours), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
+            photo = (idx[:, :, None] * 20 + 30).repeat(3, 2).astype(np.uint8)
+            Image.fromarray(np.concatenate([photo, colours[idx]], axis=1)).save(root / "facades" / split / f"{i}.png")
+
+
+def test_paired_bound_crops_each_pair_as_one_and_scores_like_cyclegan(tmp_path):
+    bound = benchmark_script("paired_bound")
+    data = SimpleNamespace(tensors={"a": torch.rand(3, 3, 36, 36) * 2 - 1})
+    data.tensors["b"] = -data.tensors["a"]
+    for _ in range(5):  # a crop or flip not shared by photo and label would break b == -a
+        photo, label = next(bound.paired_batches(data, 2, 32, augment=True))
+        assert photo.shape == (2, 3, 32, 32) and torch.equal(label, -photo)
+    _facades_like(tmp_path)
+    out = tmp_path / "bound"
+    assert bound.main(["--minutes", "0.01", "--evals", "2", "--out", str(out), "--data-root", str(tmp_path),
+                       "--set", "data.size=32", "model.ngf=4", "model.ndf=4", "model.n_blocks=1"]) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert [p["final"] for p in curve["points"]] == [False, True]
+    assert 0 <= curve["result"]["metrics"]["AtoB_label_acc"] <= 1 and "AtoB_label_miou" in curve["points"][0]
+    assert (out / "curve.png").stat().st_size > 1000
