@@ -53,6 +53,28 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     return path
 
 
+def facades_label_map(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A random block label map in the CMP facades colours, (side, side, 3) uint8."""
+    from gankit.metrics.paired import load_palette
+    colours = load_palette("facades")["colours"].to(torch.uint8).numpy()
+    idx = rng.integers(0, len(colours), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
+    return colours[idx]
+
+
+def write_facades_pairs(root: Path, splits: dict[str, int], side: int = 32) -> Path:
+    """pix2pix layout under root: SPLIT/I.png of (side, 2 x side) images, left = smooth
+    photo-like A, right = a facades label map B."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in splits.items():
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            photo = (rng.random((1, 1, 3)) * 200 + np.linspace(0, 50, side)[:, None, None]).astype(np.uint8)
+            photo = np.broadcast_to(photo, (side, side, 3))
+            Image.fromarray(np.concatenate([photo, facades_label_map(rng, side)], axis=1)).save(root / split / f"{i}.png")
+    return root
+
+
 @pytest.fixture
 def mnist_dir(tmp_path) -> Path:
     """A 64-image MNIST-format directory (train split, gzipped), digits from sklearn."""

@@ -18,10 +18,11 @@ from gankit.models import MODELS
 from gankit.metrics.paired import label_metrics, load_palette, pick_palette
 from gankit.models.cyclegan import Discriminator, Generator, ReplayBuffer, lr_factor
 
-FACADES = load_palette("facades")["colours"].to(torch.uint8).numpy()
 from gankit.translate import translate, translate_tensor
 from gankit.distributed import Dist
 from gankit.trainer import Updater
+
+from conftest import facades_label_map, write_facades_pairs
 
 TINY = ["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3", "data.size=32",
         "train.batch_size=1"]
@@ -146,23 +147,10 @@ def test_identity_loss_off_at_zero_weight():
 
 # ---------------------------------------------------------------- paired data, palette
 
-def _label_map(rng, side):
-    """A random block label map in the CMP facades colours, (side, side, 3) uint8."""
-    idx = rng.integers(0, len(FACADES), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
-    return FACADES[idx]
-
-
 @pytest.fixture
 def paired_dir(tmp_path):
     """pix2pix layout: train/ and val/ of 64x32 images, left = smooth photo-like A, right = label map B."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("val", 3)):
-        (tmp_path / split).mkdir()
-        for i in range(n):
-            photo = (rng.random((1, 1, 3)) * 200 + np.linspace(0, 50, 32)[:, None, None]).astype(np.uint8)
-            photo = np.broadcast_to(photo, (32, 32, 3))
-            Image.fromarray(np.concatenate([photo, _label_map(rng, 32)], axis=1)).save(tmp_path / split / f"{i}.png")
-    return tmp_path
+    return write_facades_pairs(tmp_path, {"train": 6, "val": 3})
 
 
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
@@ -181,7 +169,7 @@ def test_paired_loader_splits_both_directions(paired_dir, direction):
 
 def test_palette_snapping_is_exact_on_a_label_map():
     rng = np.random.default_rng(1)
-    x = torch.from_numpy(np.stack([_label_map(rng, 16) for _ in range(3)])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = torch.from_numpy(np.stack([facades_label_map(rng, 16) for _ in range(3)])).permute(0, 3, 1, 2).float() / 127.5 - 1
     noisy = (x + 0.02 * torch.randn_like(x)).clamp(-1, 1)  # JPEG-like noise stays in its class
     colours = load_palette("facades")["colours"]
     assert label_metrics(x, x, colours) == {"label_acc": 1.0, "class_acc": 1.0, "label_miou": 1.0}

@@ -5,14 +5,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
 from gankit import build_config, train
 from gankit.runs import RunDir, load_checkpoint
 
-from conftest import QUIET, benchmark_script
+from conftest import QUIET, benchmark_script, write_facades_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 CYCLEGAN = ["model.ngf=4", "model.ndf=4", "model.n_blocks=1", "model.pool_size=3", "data.size=32",
@@ -209,22 +208,6 @@ def test_overlay_draws_several_runs_curves(tmp_path):
         overlay.main([str(tmp_path / "bf16"), str(tmp_path / "none"), "--out", str(out)])
 
 
-def _facades_like(root: Path, side: int = 32) -> None:
-    """pix2pix layout under root/facades: left a photo-like image, right its block label map in
-    the CMP facades colours, the label a function of the photo (so the pairs carry a signal)."""
-    from PIL import Image
-
-    from gankit.metrics.paired import load_palette
-    colours = load_palette("facades")["colours"].to(torch.uint8).numpy()
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 4), ("val", 2)):
-        (root / "facades" / split).mkdir(parents=True)
-        for i in range(n):
-            idx = rng.integers(0, len(colours), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
-            photo = (idx[:, :, None] * 20 + 30).repeat(3, 2).astype(np.uint8)
-            Image.fromarray(np.concatenate([photo, colours[idx]], axis=1)).save(root / "facades" / split / f"{i}.png")
-
-
 def test_paired_bound_crops_each_pair_as_one_and_scores_like_cyclegan(tmp_path):
     bound = benchmark_script("paired_bound")
     data = SimpleNamespace(tensors={"a": torch.rand(3, 3, 36, 36) * 2 - 1})
@@ -232,7 +215,7 @@ def test_paired_bound_crops_each_pair_as_one_and_scores_like_cyclegan(tmp_path):
     for _ in range(5):  # a crop or flip not shared by photo and label would break b == -a
         photo, label = next(bound.paired_batches(data, 2, 32, augment=True))
         assert photo.shape == (2, 3, 32, 32) and torch.equal(label, -photo)
-    _facades_like(tmp_path)
+    write_facades_pairs(tmp_path / "facades", {"train": 4, "val": 2})
     out = tmp_path / "bound"
     assert bound.main(["--minutes", "0.01", "--evals", "2", "--out", str(out), "--data-root", str(tmp_path),
                        "--set", "data.size=32", "model.ngf=4", "model.ndf=4", "model.n_blocks=1"]) == 0
