@@ -16,7 +16,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from gankit import build_config, load_run, resume, train
 from gankit.data import DataInfo, load_data
@@ -25,8 +24,7 @@ from gankit.models import MODELS, GANModel, Phase
 from gankit.runs import RunDir
 from gankit.trainer import setup
 
-from conftest import TINY as TINY_IMAGE
-from test_cyclegan import _label_map
+from conftest import TINY as TINY_IMAGE, write_facades_pairs
 
 # Tiny versions of each model: a step in milliseconds. The image GANs' entries live in
 # conftest.py (other test files use them too). A new model needs an entry here.
@@ -57,14 +55,7 @@ NAMES = list(MODELS)
 def _write_paired(root):
     """pix2pix layout: train/ (6) and val/ (3) of 64x32 images, left = smooth photo-like A,
     right = a CMP-facades label map B (so the paired label metrics run too)."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("val", 3)):
-        (root / split).mkdir(parents=True)
-        for i in range(n):
-            photo = (rng.random((1, 1, 3)) * 200 + np.linspace(0, 50, 32)[:, None, None]).astype(np.uint8)
-            photo = np.broadcast_to(photo, (32, 32, 3))
-            Image.fromarray(np.concatenate([photo, _label_map(rng, 32)], axis=1)).save(root / split / f"{i}.png")
-    return f"paired:{root}"
+    return f"paired:{write_facades_pairs(root, {'train': 6, 'val': 3})}"
 
 
 def _write_oracle(root, vocab=12, emb=4, hidden=6):
