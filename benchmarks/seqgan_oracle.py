@@ -12,6 +12,7 @@ script (re)draws it, optionally trains first, and prints the numbers as one JSON
     python benchmarks/seqgan_oracle.py runs/sg --train --set pretrain.g_epochs=15   # train first
     python benchmarks/seqgan_oracle.py runs/s0/shipped --diversity --compare runs/s0/prefix_mean runs/s1/shipped
     python benchmarks/seqgan_oracle.py runs/s0/shipped --temperatures 1 0.9 0.85   # vs the MLE copy, sharpened
+    python benchmarks/seqgan_oracle.py runs/s0/shipped --temperatures 1 0.9 --checkpoint runs/s0/shipped/checkpoints/step_0000100.pt
 """
 from __future__ import annotations
 
@@ -48,15 +49,15 @@ def random_generator_nll(run_dir: Path) -> float:
     return net.nll_oracle(data.oracle)
 
 
-def diversity(run_dir: Path, n: int = 1000) -> dict:
+def diversity(run_dir: Path, n: int = 1000, checkpoint: Path | None = None) -> dict:
     """What NLL-oracle cannot see: how varied the samples are. For the run's newest checkpoint
-    (G, and the MLE-continuing copy when there is one) and for held-out oracle samples as the
+    (or `checkpoint`) (G, and the MLE-continuing copy when there is one) and for held-out oracle samples as the
     reference: the fraction of distinct sequences, of exact copies of a training sequence,
     distinct-1..3 and Self-BLEU-3 over n sequences."""
     import torch
     from gankit.api import load_run
     from gankit.metrics.text import distinct_n, self_bleu
-    run = load_run(run_dir, with_data=True)
+    run = load_run(run_dir, with_data=True, checkpoint=checkpoint)
     model, train = run.model, {tuple(r) for r in run.data.tensors["tokens"].tolist()}
 
     def stats(tokens) -> dict:
@@ -75,15 +76,15 @@ def diversity(run_dir: Path, n: int = 1000) -> dict:
     return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
-def temperatures(run_dir: Path, temps: list[float], n: int = 1000) -> dict:
+def temperatures(run_dir: Path, temps: list[float], n: int = 1000, checkpoint: Path | None = None) -> dict:
     """NLL-oracle (model.eval_samples sequences) and diversity (n) of the newest checkpoint's
-    generators sampled at each temperature. A lower temperature alone lowers NLL-oracle and
+    (or `checkpoint`'s) generators sampled at each temperature. A lower temperature alone lowers NLL-oracle and
     diversity, so the fair reference for an adversarial gain is the MLE copy at matched
     diversity (docs/benchmarks.md, the issue 17 probe)."""
     import torch
     from gankit.api import load_run
     from gankit.metrics.text import distinct_n, self_bleu
-    run = load_run(run_dir, with_data=True)
+    run = load_run(run_dir, with_data=True, checkpoint=checkpoint)
     m = run.model
     gens = {"G": m.G}
     if m.G_mle is not None and int(m.adv_started):
@@ -169,6 +170,9 @@ def main(argv=None) -> int:
                    help="also NLL-oracle and diversity of the newest G (and its MLE copy) sampled at "
                         "these temperatures, e.g. 1 0.9 0.85: the MLE copy at matched diversity; draws "
                         "RUN_DIR/figures/temperature_frontier.png (NLL-oracle vs Self-BLEU-3)")
+    p.add_argument("--checkpoint", type=Path, metavar="PT",
+                   help="--diversity and --temperatures on this checkpoint instead of the newest, e.g. "
+                        "RUN/checkpoints/step_0000105.pt: the best round (kept with train.keep_checkpoints)")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.train:
@@ -181,10 +185,11 @@ def main(argv=None) -> int:
     c = curve(run_dir)
     c["random_generator"] = random_generator_nll(run_dir)
     if args.diversity:
-        c["diversity"] = diversity(run_dir)
+        c["diversity"] = diversity(run_dir, checkpoint=args.checkpoint)
     if args.temperatures:
-        c["temperatures"] = temperatures(run_dir, args.temperatures)
-        c["frontier_figure"] = str(plot_frontier(c["temperatures"], run_dir / "figures" / "temperature_frontier.png"))
+        c["temperatures"] = temperatures(run_dir, args.temperatures, checkpoint=args.checkpoint)
+        name = f"temperature_frontier_step{c['temperatures']['step']}.png" if args.checkpoint else "temperature_frontier.png"
+        c["frontier_figure"] = str(plot_frontier(c["temperatures"], run_dir / "figures" / name))
     from gankit.report import write_report
     write_report(run_dir)  # draws RUN_DIR/figures/nll_oracle.png
     c["figure"] = str(run_dir / "figures" / "nll_oracle.png")

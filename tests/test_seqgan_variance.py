@@ -238,6 +238,9 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
     assert set(temps) == {"step", "G", "G_mle_continuing", "G_kept_copy"}
     assert all(temps["G"][t]["nll_oracle"] > 0 and "self_bleu3" in temps["G"][t] for t in ("1.0", "0.5"))
     assert bench.plot_frontier(temps, tmp_path / "frontier.png").stat().st_size > 0
+    earlier = RunDir(run).checkpoints / "step_0000002.pt"  # --checkpoint: the paused one, not the newest
+    assert bench.temperatures(run, [1.0], n=8, checkpoint=earlier)["step"] == 2
+    assert bench.diversity(run, n=8, checkpoint=earlier)["step"] == 2
     other = tmp_path / "other"
     shutil.copytree(run, other)
     assert bench.plot_variants({"base": bench.curve(run), "other": bench.curve(other)},
