@@ -10,7 +10,8 @@ The clock counts training steps only (evaluations stop it), as reproduce.py's do
 generator is sampled in eval mode (BatchNorm's running statistics), as gankit's checkpoints
 are; the final evaluation uses the full protocol (10k samples vs the 10k test images).
 Writes curve.json / curve.png, final.png (64 fixed-noise samples) and, with --against (a
-reproduce.py output folder), compare.png: FID vs training minutes for both.
+reproduce.py output folder), compare.png: FID vs training minutes and images seen for both
+(benchmarks/overlay.py).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `benchmarks.reference` when run as a script
 
+from benchmarks.overlay import plot as plot_overlay  # noqa: E402
 from benchmarks.reference import dcgan_ref  # noqa: E402
 from benchmarks.reproduce import (CONFIGS, EXPERIMENTS, budget_arguments, fit_feature_classifier,  # noqa: E402
                                   machine, plot_curve)
@@ -55,21 +57,6 @@ def score(netG, data_cfg: DataConfig, args, ctx: dict, n: int) -> dict:
     return evaluate_generator(sampler(netG), data_cfg, features=classifier and str(classifier),
                               inception=args.metric == "inception", protocol=EXPERIMENTS["dcgan-cifar10"].eval_protocol,
                               n=n, threads=args.threads)
-
-
-def plot_against(ours: list[dict], theirs: list[dict], out: Path, title: str) -> None:
-    from gankit.figures import plt, save_figure
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for pts, label in ((ours, "reference (pytorch/examples loop, fp32)"), (theirs, "gankit (dcgan-cifar10.yaml)")):
-        pts = [p for p in pts if isinstance(p.get("fid"), (int, float))]
-        ax.plot([p["minutes"] for p in pts], [p["fid"] for p in pts], ".-", label=label)
-    ax.set_xlabel("training minutes")
-    ax.set_ylabel("FID")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
-    save_figure(fig, out)
 
 
 def main(argv=None) -> int:
@@ -132,8 +119,8 @@ def main(argv=None) -> int:
                out / "curve.png")
     if args.against:
         theirs = json.loads((Path(args.against) / "curve.json").read_text())["points"]
-        plot_against(points, theirs, out / "compare.png", f"CIFAR-10, equal training time, "
-                     f"{result['protocol']['feature_space']}")
+        plot_overlay({"reference (pytorch/examples loop, fp32)": points, "gankit (dcgan-cifar10.yaml)": theirs}, "fid",
+                     out / "compare.png", f"CIFAR-10, equal training time, {result['protocol']['feature_space']}")
     print(json.dumps(result), flush=True)
     return 0
 
