@@ -35,7 +35,10 @@ VARIANTS = {
 }
 
 
-def finished(out: Path, variants: list[str]) -> dict[str, list[tuple[str, float | None, dict]]]:
+Finals = dict[str, list[tuple[str, float | None, dict]]]  # variant -> [(seed folder, final FID, result)]
+
+
+def finished(out: Path, variants: list[str]) -> Finals:
     """{variant: [(seed folder, final FID, reproduce.py's result), ...]} for the runs found under OUT."""
     finals = {}
     for name in variants:
@@ -45,9 +48,8 @@ def finished(out: Path, variants: list[str]) -> dict[str, list[tuple[str, float 
     return finals
 
 
-def table(out: Path, variants: list[str]) -> str:
-    """Markdown: one row per variant, the final FID of each seed found under OUT."""
-    finals = finished(out, variants)
+def table(finals: Finals, variants: list[str]) -> str:
+    """Markdown: one row per variant, the final FID of each seed (`finished()`)."""
     base = [f for _, f, _ in finals.get("paper", []) if f is not None]
     lines = ["| variant | overrides | FID per seed | mean | spread (max - min) | vs paper | images seen |",
              "|---|---|---|---|---|---|---|"]
@@ -65,11 +67,11 @@ def table(out: Path, variants: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(out: Path, variants: list[str], path: Path) -> None:
+def plot(finals: Finals, variants: list[str], path: Path) -> None:
     """Each seed's final FID as a dot, one row per variant, the paper's mean as a dashed line:
     the spread across seeds is what says whether a difference is readable."""
     from gankit.figures import plt, save_figure
-    finals = {k: [f for _, f, _ in v if f is not None] for k, v in finished(out, variants).items()}
+    finals = {k: [f for _, f, _ in v if f is not None] for k, v in finals.items()}
     names = [n for n in variants if finals.get(n)]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.2))
     for row, name in enumerate(names):
@@ -107,9 +109,10 @@ def main(argv=None) -> int:
                 sets = [*VARIANTS[name], f"train.seed={seed}"]
                 reproduce.main([args.experiment, "--minutes", str(args.minutes), "--out", str(run), *passthrough,
                                 "--set", *sets])
-    text = table(out, args.variants)
+    finals = finished(out, args.variants)
+    text = table(finals, args.variants)
     (out / "table.md").write_text(text)
-    plot(out, args.variants, out / "ablation.png")
+    plot(finals, args.variants, out / "ablation.png")
     print(text, end="")
     return 0
 

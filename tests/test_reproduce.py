@@ -185,11 +185,12 @@ def test_ablation_table_from_finished_runs(tmp_path):
             d = tmp_path / name / f"seed{seed}"
             d.mkdir(parents=True)
             (d / "curve.json").write_text(json.dumps({"result": {"metrics": {"fid": fid}, "images_seen": 1000}}))
-    text = ablation.table(tmp_path, ["paper", "diffaugment", "r1"])
+    finals = ablation.finished(tmp_path, ["paper", "diffaugment", "r1"])
+    text = ablation.table(finals, ["paper", "diffaugment", "r1"])
     assert "| paper | (none) | seed0: 80.0, seed1: 90.0 | 85.0 | 10.0 | — |" in text
     assert "| diffaugment | model.diffaugment=color,translation,cutout | seed0: 60.0, seed1: 64.0 | 62.0 | 4.0 | -23.0 |" in text
     assert "| r1 |" not in text  # no finished run: no row
-    ablation.plot(tmp_path, ["paper", "diffaugment", "r1"], tmp_path / "ablation.png")
+    ablation.plot(finals, ["paper", "diffaugment", "r1"], tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").stat().st_size > 1000
 
 
