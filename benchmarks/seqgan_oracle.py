@@ -50,10 +50,10 @@ def random_generator_nll(run_dir: Path) -> float:
 
 
 def diversity(run_dir: Path, n: int = 1000, checkpoint: Path | None = None) -> dict:
-    """What NLL-oracle cannot see: how varied the samples are. For the run's newest checkpoint
-    (or `checkpoint`) (G, and the MLE-continuing copy when there is one) and for held-out oracle samples as the
-    reference: the fraction of distinct sequences, of exact copies of a training sequence,
-    distinct-1..3 and Self-BLEU-3 over n sequences."""
+    """What NLL-oracle cannot see: how varied the samples are. For the run's newest checkpoint,
+    or `checkpoint` (G, and the MLE-continuing copy when there is one), and for held-out
+    oracle samples as the reference: the fraction of distinct sequences, of exact copies of a
+    training sequence, distinct-1..3 and Self-BLEU-3 over n sequences."""
     import torch
     from gankit.api import load_run
     from gankit.metrics.text import distinct_n, self_bleu
@@ -77,10 +77,10 @@ def diversity(run_dir: Path, n: int = 1000, checkpoint: Path | None = None) -> d
 
 
 def temperatures(run_dir: Path, temps: list[float], n: int = 1000, checkpoint: Path | None = None) -> dict:
-    """NLL-oracle (model.eval_samples sequences) and diversity (n) of the newest checkpoint's
-    (or `checkpoint`'s) generators sampled at each temperature. A lower temperature alone lowers NLL-oracle and
-    diversity, so the fair reference for an adversarial gain is the MLE copy at matched
-    diversity (docs/benchmarks.md, the issue 17 probe)."""
+    """NLL-oracle (model.eval_samples sequences) and diversity (n) of the generators of the
+    newest checkpoint, or `checkpoint`, sampled at each temperature. A lower temperature alone
+    lowers NLL-oracle and diversity, so the fair reference for an adversarial gain is the MLE
+    copy at matched diversity (docs/benchmarks.md, the issue 17 probe)."""
     import torch
     from gankit.api import load_run
     from gankit.metrics.text import distinct_n, self_bleu
