@@ -1,6 +1,7 @@
 """Shared fixtures: tiny configs and data written in the true file formats."""
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import os
@@ -53,10 +54,16 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     return path
 
 
+@functools.cache
+def _facades_colours() -> np.ndarray:
+    """The shipped CMP facades palette, (K, 3) uint8, read once (not once per label map)."""
+    from gankit.metrics.paired import load_palette
+    return load_palette("facades")["colours"].to(torch.uint8).numpy()
+
+
 def facades_label_map(rng: np.random.Generator, side: int) -> np.ndarray:
     """A random block label map in the CMP facades colours, (side, side, 3) uint8."""
-    from gankit.metrics.paired import load_palette
-    colours = load_palette("facades")["colours"].to(torch.uint8).numpy()
+    colours = _facades_colours()
     idx = rng.integers(0, len(colours), (4, 4)).repeat(side // 4, 0).repeat(side // 4, 1)
     return colours[idx]
 
