@@ -49,15 +49,20 @@ def random_generator_nll(run_dir: Path) -> float:
     return net.nll_oracle(data.oracle)
 
 
-def diversity(run_dir: Path, n: int = 1000, checkpoint: Path | None = None) -> dict:
-    """What NLL-oracle cannot see: how varied the samples are. For the run's newest checkpoint,
-    or `checkpoint` (G, and the MLE-continuing copy when there is one), and for held-out
-    oracle samples as the reference: the fraction of distinct sequences, of exact copies of a
-    training sequence, distinct-1..3 and Self-BLEU-3 over n sequences."""
-    import torch
+def load(run_dir: Path, checkpoint: Path | None = None):
+    """The run's newest checkpoint, or `checkpoint`, with its data: what `diversity` and
+    `temperatures` sample from (loaded once when both are asked for)."""
     from gankit.api import load_run
+    return load_run(run_dir, with_data=True, checkpoint=checkpoint)
+
+
+def diversity(run, n: int = 1000) -> dict:
+    """What NLL-oracle cannot see: how varied the samples are. For a `load()`ed checkpoint (G,
+    and the MLE-continuing copy when there is one) and for held-out oracle samples as the
+    reference: the fraction of distinct sequences, of exact copies of a training sequence,
+    distinct-1..3 and Self-BLEU-3 over n sequences."""
+    import torch
     from gankit.metrics.text import distinct_n, self_bleu
-    run = load_run(run_dir, with_data=True, checkpoint=checkpoint)
     model, train = run.model, {tuple(r) for r in run.data.tensors["tokens"].tolist()}
 
     def stats(tokens) -> dict:
@@ -76,15 +81,13 @@ def diversity(run_dir: Path, n: int = 1000, checkpoint: Path | None = None) -> d
     return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
-def temperatures(run_dir: Path, temps: list[float], n: int = 1000, checkpoint: Path | None = None) -> dict:
-    """NLL-oracle (model.eval_samples sequences) and diversity (n) of the generators of the
-    newest checkpoint, or `checkpoint`, sampled at each temperature. A lower temperature alone
-    lowers NLL-oracle and diversity, so the fair reference for an adversarial gain is the MLE
-    copy at matched diversity (docs/benchmarks.md, the issue 17 probe)."""
+def temperatures(run, temps: list[float], n: int = 1000) -> dict:
+    """NLL-oracle (model.eval_samples sequences) and diversity (n) of the generators of a
+    `load()`ed checkpoint sampled at each temperature. A lower temperature alone lowers
+    NLL-oracle and diversity, so the fair reference for an adversarial gain is the MLE copy at
+    matched diversity (docs/benchmarks.md, the issue 17 probe)."""
     import torch
-    from gankit.api import load_run
     from gankit.metrics.text import distinct_n, self_bleu
-    run = load_run(run_dir, with_data=True, checkpoint=checkpoint)
     m = run.model
     gens = {"G": m.G}
     if m.G_mle is not None and int(m.adv_started):
@@ -184,10 +187,11 @@ def main(argv=None) -> int:
         print(f"trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     c = curve(run_dir)
     c["random_generator"] = random_generator_nll(run_dir)
+    run = load(run_dir, args.checkpoint) if args.diversity or args.temperatures else None
     if args.diversity:
-        c["diversity"] = diversity(run_dir, checkpoint=args.checkpoint)
+        c["diversity"] = diversity(run)
     if args.temperatures:
-        c["temperatures"] = temperatures(run_dir, args.temperatures, checkpoint=args.checkpoint)
+        c["temperatures"] = temperatures(run, args.temperatures)
         name = f"temperature_frontier_step{c['temperatures']['step']}.png" if args.checkpoint else "temperature_frontier.png"
         c["frontier_figure"] = str(plot_frontier(c["temperatures"], run_dir / "figures" / name))
     from gankit.report import write_report

@@ -233,14 +233,14 @@ def test_variants_resume_from_one_shared_pretraining(oracle_npz, tmp_path):
     assert "nll_oracle_best" in [r for r in RunDir(run).metrics() if r.get("eval")][-1]
     bench = benchmark_script("seqgan_oracle")  # benchmarks/seqgan_oracle.py reports the kept copy too
     assert bench.curve(run)["last_kept_copy"] > 0
-    assert 0 < bench.diversity(run, n=8)["G_kept_copy"]["unique"] <= 1
-    temps = bench.temperatures(run, [1.0, 0.5], n=8)
+    assert 0 < bench.diversity(bench.load(run), n=8)["G_kept_copy"]["unique"] <= 1
+    temps = bench.temperatures(bench.load(run), [1.0, 0.5], n=8)
     assert set(temps) == {"step", "G", "G_mle_continuing", "G_kept_copy"}
     assert all(temps["G"][t]["nll_oracle"] > 0 and "self_bleu3" in temps["G"][t] for t in ("1.0", "0.5"))
     assert bench.plot_frontier(temps, tmp_path / "frontier.png").stat().st_size > 0
     earlier = RunDir(run).checkpoints / "step_0000002.pt"  # --checkpoint: the paused one, not the newest
-    assert bench.temperatures(run, [1.0], n=8, checkpoint=earlier)["step"] == 2
-    assert bench.diversity(run, n=8, checkpoint=earlier)["step"] == 2
+    assert bench.temperatures(bench.load(run, earlier), [1.0], n=8)["step"] == 2
+    assert bench.diversity(bench.load(run, earlier), n=8)["step"] == 2
     other = tmp_path / "other"
     shutil.copytree(run, other)
     assert bench.plot_variants({"base": bench.curve(run), "other": bench.curve(other)},
