@@ -74,7 +74,7 @@ def train_paired(cfg, data, minutes: float, evals: int, log=print) -> list[dict]
         if spent >= marks[0]:
             marks.pop(0)
             G.eval()
-            scores = {k: v for k, v in model.evaluate(data).items() if k.startswith("AtoB")}
+            scores = model.evaluate(data, directions=("AtoB",))  # G_BA is never trained here
             G.train()
             points.append({"step": step, "minutes": round(spent / 60, 3),
                            "images_seen": step * cfg.train.batch_size, "loss_l1": float(loss.detach()),

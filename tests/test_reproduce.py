@@ -223,4 +223,5 @@ def test_paired_bound_crops_each_pair_as_one_and_scores_like_cyclegan(tmp_path):
     curve = json.loads((out / "curve.json").read_text())
     assert [p["final"] for p in curve["points"]] == [False, True]
     assert 0 <= curve["result"]["metrics"]["AtoB_label_acc"] <= 1 and "AtoB_label_miou" in curve["points"][0]
+    assert not any(k.startswith("BtoA") for k in curve["points"][0])  # the untrained G_BA is not scored
     assert (out / "curve.png").stat().st_size > 1000

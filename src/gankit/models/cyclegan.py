@@ -280,8 +280,9 @@ class CycleGAN(nn.Module):
 
     # -- evaluation
     @torch.no_grad()
-    def evaluate(self, data: Dataset, chunk: int = 16, fid_net=None) -> dict[str, float]:
-        """Paired data: L1 / PSNR / SSIM of each direction against the held-out ground truth,
+    def evaluate(self, data: Dataset, chunk: int = 16, fid_net=None,
+                 directions: tuple[str, ...] = ("AtoB", "BtoA")) -> dict[str, float]:
+        """Paired data: L1 / PSNR / SSIM of each of `directions` against the held-out ground truth,
         plus pixel accuracy, per-class accuracy and mIoU where the target domain is a label map
         (metrics/paired.py; palette from data.palette), plus, with an Inception `fid_net`, FID
         of the translations into each photo domain against its real held-out images.
@@ -296,6 +297,8 @@ class CycleGAN(nn.Module):
             return {"cyc_l1_a": _l1(cyc_a, a.to(self.device)), "cyc_l1_b": _l1(cyc_b, b.to(self.device))}
         out = {}
         for name, G, src, tgt in (("AtoB", self.G_AB, a, b), ("BtoA", self.G_BA, b, a)):
+            if name not in directions:
+                continue
             fake = _chunked(G, src, chunk, self.device)
             scores = translation_scores(fake, tgt.to(self.device), self.info.palette, fid_net)
             out.update({f"{name}_{k}": v for k, v in scores.items()})
