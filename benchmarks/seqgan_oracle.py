@@ -98,9 +98,8 @@ def temperatures(run, temps: list[float], n: int = 1000) -> dict:
     for name, G in gens.items():
         out[name] = {}
         for t in temps:
-            m.cfg.temperature = t
             torch.manual_seed(0)
-            nll = m.nll_oracle(run.data.oracle, G)
+            nll = m.nll_oracle(run.data.oracle, G, t)  # the loaded model's config stays as it was
             ids = [[str(x) for x in r] for r in G.sample(n, m.seq_len, t).tolist()]
             div = distinct_n(ids) | self_bleu(ids, orders=(3,))
             out[name][str(t)] = {"nll_oracle": round(nll, 4), **{k: round(v, 4) for k, v in div.items()}}

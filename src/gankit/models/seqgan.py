@@ -563,11 +563,13 @@ class SeqGAN(nn.Module):
         return out
 
     @torch.no_grad()
-    def nll_oracle(self, oracle: nn.Module, G: Generator | None = None) -> float:
-        """NLL-oracle of model.eval_samples sequences from G (default self.G); the oracle's
-        projection in bf16 with model.eval_bf16 where the hardware has it."""
+    def nll_oracle(self, oracle: nn.Module, G: Generator | None = None, temperature: float | None = None) -> float:
+        """NLL-oracle of model.eval_samples sequences from G (default self.G) sampled at
+        `temperature` (default model.temperature); the oracle's projection in bf16 with
+        model.eval_bf16 where the hardware has it."""
         bf16 = self.cfg.eval_bf16 and native_bf16(self.device)
-        return sampled_nll(oracle, G or self.G, self.cfg.eval_samples, self.seq_len, self.cfg.temperature, bf16)
+        t = self.cfg.temperature if temperature is None else temperature
+        return sampled_nll(oracle, G or self.G, self.cfg.eval_samples, self.seq_len, t, bf16)
 
     # ------------------------------------------------------------------ samples
     def fixed_inputs(self, n: int, generator: torch.Generator, data: Dataset):
